@@ -1,6 +1,8 @@
 //! triage: a per-pod sidecar that decides which LLM model each request should
 //! go to. See ARCHITECTURE.md for the data flow.
 
+pub mod catalog;
 pub mod cli;
+pub mod policy;
 pub mod proto;
 pub mod task;

@@ -1,0 +1,403 @@
+//! Compilation of a parsed policy file into a [`Policy`]: names become ids,
+//! references are checked, and rules become a [`RuleTable`].
+
+use std::collections::HashMap;
+
+use serde_saphyr::Spanned;
+
+use super::diagnostic::Diagnostic;
+use super::rules::{Action, Conditions, MAX_RULES, Rule, RuleTable};
+use super::schema::{ActionSpec, DefaultsSpec, ModelSpec, PolicyFile, QualitySpec, RuleSpec};
+use super::{Defaults, Policy, QualityBars};
+use crate::catalog::{
+    Capabilities, MAX_MODELS, MAX_PROVIDERS, Model, ModelId, ModelSet, Provider, ProviderId, ProviderSet,
+};
+use crate::policy::schema::Capability;
+use crate::task::TaskType;
+
+const DEFAULT_LATENCY_BYPASS_MS: u32 = 150;
+const DEFAULT_OUTPUT_TOKENS: u32 = 512;
+const DEFAULT_MAX_FALLBACKS: u32 = 3;
+const MAX_FALLBACKS: u32 = 16;
+const DEFAULT_BARS: QualityBars = QualityBars { high: 0.85, standard: 0.7, economy: 0.5 };
+
+pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
+    let file: PolicyFile = serde_saphyr::from_str(text).map_err(|err| {
+        let (line, column) = err.location().map_or((0, 0), |at| (at.line(), at.column()));
+        vec![Diagnostic::error(source, line, column, parse_message(&err))]
+    })?;
+
+    let mut compiler = Compiler { source, errors: Vec::new(), warnings: Vec::new() };
+    let providers = compiler.providers(&file);
+    let provider_ids = index_names(providers.iter().map(|p| &*p.name));
+    let models = compiler.models(&file.models, &provider_ids);
+    let model_ids = index_names(models.iter().map(|m| &*m.name));
+    let names = Names { models: &model_ids, providers: &provider_ids, model_list: &models };
+    let defaults = compiler.defaults(&file.defaults, &names);
+    let rules = compiler.rules(&file.rules, &names);
+
+    if !compiler.errors.is_empty() {
+        return Err(compiler.errors);
+    }
+    let version = match &file.version {
+        Some(version) => version.value.clone(),
+        None => format!("sha-{:016x}", fnv1a(text.as_bytes())),
+    };
+    Ok(Policy {
+        version: version.into(),
+        source: source.into(),
+        providers,
+        models,
+        defaults: defaults.unwrap_or_else(|| unreachable_defaults()),
+        rules,
+        warnings: compiler.warnings,
+        model_ids: model_ids.into_iter().map(|(k, v)| (k.into(), ModelId(v))).collect(),
+        provider_ids: provider_ids.into_iter().map(|(k, v)| (k.into(), ProviderId(v))).collect(),
+    })
+}
+
+/// Only reached when `defaults` failed, which also recorded an error, so
+/// `compile` returns before using it.
+fn unreachable_defaults() -> Defaults {
+    Defaults {
+        task_type: TaskType::Chat,
+        model: ModelId(0),
+        latency_bypass_ms: DEFAULT_LATENCY_BYPASS_MS,
+        output_tokens: DEFAULT_OUTPUT_TOKENS,
+        max_fallbacks: DEFAULT_MAX_FALLBACKS as usize,
+        quality_bars: DEFAULT_BARS,
+    }
+}
+
+/// The parser's message without its own position suffix, which the
+/// diagnostic already carries.
+fn parse_message(err: &serde_saphyr::Error) -> String {
+    let text = err.to_string();
+    let first_line = text.lines().next().unwrap_or("invalid YAML");
+    first_line.to_owned()
+}
+
+fn index_names<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<String, u8> {
+    names.enumerate().map(|(i, name)| (name.to_owned(), i as u8)).collect()
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+struct Names<'a> {
+    models: &'a HashMap<String, u8>,
+    providers: &'a HashMap<String, u8>,
+    model_list: &'a [Model],
+}
+
+struct Compiler<'a> {
+    source: &'a str,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Compiler<'_> {
+    fn error<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+        let (line, column) = (at.referenced.line(), at.referenced.column());
+        self.errors.push(Diagnostic::error(self.source, line, column, message));
+    }
+
+    fn warn<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+        let (line, column) = (at.referenced.line(), at.referenced.column());
+        self.warnings.push(Diagnostic::warning(self.source, line, column, message));
+    }
+
+    fn error_at_start(&mut self, message: impl Into<String>) {
+        self.errors.push(Diagnostic::error(self.source, 1, 1, message));
+    }
+
+    fn providers(&mut self, file: &PolicyFile) -> Vec<Provider> {
+        let mut providers: Vec<Provider> = Vec::new();
+        for spec in &file.providers {
+            let name = spec.name.value.trim();
+            if name.is_empty() {
+                self.error(&spec.name, "provider name is empty");
+            } else if providers.iter().any(|p| &*p.name == name) {
+                self.error(&spec.name, format!("duplicate provider {name:?}; provider names must be unique"));
+            } else if providers.len() == MAX_PROVIDERS {
+                self.error(&spec.name, format!("too many providers; at most {MAX_PROVIDERS} are supported"));
+            } else {
+                providers.push(Provider { name: name.into() });
+            }
+        }
+        if file.providers.is_empty() {
+            self.error_at_start("the policy lists no providers; add at least one under `providers`");
+        }
+        providers
+    }
+
+    fn models(&mut self, specs: &[ModelSpec], providers: &HashMap<String, u8>) -> Vec<Model> {
+        let mut models: Vec<Model> = Vec::new();
+        for spec in specs {
+            let name = spec.name.value.trim();
+            if name.is_empty() {
+                self.error(&spec.name, "model name is empty");
+                continue;
+            }
+            if models.iter().any(|m| &*m.name == name) {
+                self.error(&spec.name, format!("duplicate model {name:?}; model names must be unique"));
+                continue;
+            }
+            if models.len() == MAX_MODELS {
+                self.error(&spec.name, format!("too many models; at most {MAX_MODELS} are supported"));
+                continue;
+            }
+            let Some(&provider) = providers.get(spec.provider.value.as_str()) else {
+                self.error(&spec.provider, unknown("provider", &spec.provider.value, providers.keys()));
+                continue;
+            };
+            self.check_price(&spec.input_usd_per_mtok);
+            self.check_price(&spec.output_usd_per_mtok);
+            if spec.context_tokens.value == 0 {
+                self.error(&spec.context_tokens, "context_tokens must be greater than 0");
+            }
+            if spec.max_output_tokens.value == 0 {
+                self.error(&spec.max_output_tokens, "max_output_tokens must be greater than 0");
+            }
+            let quality = self.quality(name, &spec.quality);
+            models.push(Model {
+                name: name.into(),
+                provider: ProviderId(provider),
+                input_usd_per_mtok: spec.input_usd_per_mtok.value,
+                output_usd_per_mtok: spec.output_usd_per_mtok.value,
+                context_tokens: spec.context_tokens.value,
+                max_output_tokens: spec.max_output_tokens.value,
+                capabilities: capabilities(&spec.capabilities),
+                quality,
+            });
+        }
+        if specs.is_empty() {
+            self.error_at_start("the policy lists no models; add at least one under `models`");
+        }
+        models
+    }
+
+    fn check_price(&mut self, price: &Spanned<f64>) {
+        if !price.value.is_finite() || price.value < 0.0 {
+            self.error(price, format!("price {} is invalid; use a number of USD, 0 or more", price.value));
+        }
+    }
+
+    fn check_fraction(&mut self, value: &Spanned<f64>, what: &str) -> f64 {
+        if !(0.0..=1.0).contains(&value.value) {
+            self.error(value, format!("{what} {} is out of range; use a number from 0 to 1", value.value));
+        }
+        value.value
+    }
+
+    fn quality(&mut self, model: &str, spec: &Spanned<QualitySpec>) -> [f64; TaskType::COUNT] {
+        let fallback = spec.value.default.as_ref().map(|d| self.check_fraction(d, "quality"));
+        let mut scores = [0.0; TaskType::COUNT];
+        let mut missing = Vec::new();
+        for task in TaskType::ALL {
+            match (spec.value.get(task), fallback) {
+                (Some(score), _) => scores[task.index()] = self.check_fraction(score, "quality"),
+                (None, Some(fallback)) => scores[task.index()] = fallback,
+                (None, None) => missing.push(task.name()),
+            }
+        }
+        if !missing.is_empty() {
+            self.error(
+                spec,
+                format!(
+                    "model {model:?} has no quality score for {}; add them or a `default` score",
+                    missing.join(", ")
+                ),
+            );
+        }
+        scores
+    }
+
+    fn defaults(&mut self, spec: &DefaultsSpec, names: &Names<'_>) -> Option<Defaults> {
+        let model = self.model_ref(&spec.model, names);
+        let max_fallbacks = spec.max_fallbacks.as_ref().map_or(DEFAULT_MAX_FALLBACKS, |m| m.value);
+        if let Some(at) = &spec.max_fallbacks
+            && max_fallbacks > MAX_FALLBACKS
+        {
+            self.error(at, format!("max_fallbacks {max_fallbacks} is too large; use at most {MAX_FALLBACKS}"));
+        }
+        let bars = spec.quality_bars.as_ref();
+        let mut bar = |value: Option<&Spanned<f64>>, default: f64| {
+            value.map_or(default, |v| self.check_fraction(v, "quality bar"))
+        };
+        let quality_bars = QualityBars {
+            high: bar(bars.and_then(|b| b.high.as_ref()), DEFAULT_BARS.high),
+            standard: bar(bars.and_then(|b| b.standard.as_ref()), DEFAULT_BARS.standard),
+            economy: bar(bars.and_then(|b| b.economy.as_ref()), DEFAULT_BARS.economy),
+        };
+        Some(Defaults {
+            task_type: spec.task_type.value,
+            model: model?,
+            latency_bypass_ms: spec.latency_bypass_ms.as_ref().map_or(DEFAULT_LATENCY_BYPASS_MS, |v| v.value),
+            output_tokens: spec.output_tokens.as_ref().map_or(DEFAULT_OUTPUT_TOKENS, |v| v.value),
+            max_fallbacks: max_fallbacks.min(MAX_FALLBACKS) as usize,
+            quality_bars,
+        })
+    }
+
+    fn model_ref(&mut self, name: &Spanned<String>, names: &Names<'_>) -> Option<ModelId> {
+        match names.models.get(name.value.as_str()) {
+            Some(&id) => Some(ModelId(id)),
+            None => {
+                self.error(name, unknown("model", &name.value, names.models.keys()));
+                None
+            }
+        }
+    }
+
+    fn provider_ref(&mut self, name: &Spanned<String>, names: &Names<'_>) -> Option<ProviderId> {
+        match names.providers.get(name.value.as_str()) {
+            Some(&id) => Some(ProviderId(id)),
+            None => {
+                self.error(name, unknown("provider", &name.value, names.providers.keys()));
+                None
+            }
+        }
+    }
+
+    fn rules(&mut self, specs: &[RuleSpec], names: &Names<'_>) -> RuleTable {
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut conditions: Vec<Conditions> = Vec::new();
+        for spec in specs {
+            let name = spec.name.value.trim();
+            if name.is_empty() {
+                self.error(&spec.name, "rule name is empty");
+                continue;
+            }
+            if rules.iter().any(|r| &*r.name == name) {
+                self.error(&spec.name, format!("duplicate rule {name:?}; rule names must be unique"));
+                continue;
+            }
+            if rules.len() == MAX_RULES {
+                self.error(&spec.name, format!("too many rules; at most {MAX_RULES} are supported"));
+                continue;
+            }
+            let condition = self.conditions(spec);
+            let action = self.action(name, &spec.action, names);
+            self.warn_if_shadowed(spec, &condition, &rules, &conditions);
+            rules.push(Rule { name: name.into(), action });
+            conditions.push(condition);
+        }
+        RuleTable::build(rules, &conditions)
+    }
+
+    fn conditions(&mut self, spec: &RuleSpec) -> Conditions {
+        let when = &spec.conditions;
+        let mut strings = |list: &Option<Vec<Spanned<String>>>, field: &str| {
+            let list = list.as_ref()?;
+            if list.is_empty() {
+                self.error(&spec.name, format!("rule {:?} has an empty `{field}` list, so it can never match; remove the key or list values", spec.name.value));
+            }
+            Some(list.iter().map(|v| v.value.clone()).collect::<Vec<_>>())
+        };
+        let tenants = strings(&when.tenants, "tenants");
+        let routes = strings(&when.routes, "routes");
+        let labels = when.labels.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+        Conditions {
+            tenants,
+            routes,
+            labels,
+            tasks: when.tasks.as_ref().map(|l| l.iter().map(|t| t.value).collect()),
+            tiers: when.tiers.as_ref().map(|l| l.iter().map(|t| t.value).collect()),
+        }
+    }
+
+    fn warn_if_shadowed(&mut self, spec: &RuleSpec, condition: &Conditions, rules: &[Rule], earlier: &[Conditions]) {
+        if let Some(index) = earlier.iter().position(|e| e.covers(condition)) {
+            let covering = &rules[index].name;
+            self.warn(
+                &spec.name,
+                format!(
+                    "rule {:?} can never match because the earlier rule {covering:?} matches every request it does",
+                    spec.name.value
+                ),
+            );
+        }
+    }
+
+    fn action(&mut self, rule: &str, spec: &Spanned<ActionSpec>, names: &Names<'_>) -> Action {
+        let action = &spec.value;
+        let pin = action.pin.as_ref().and_then(|p| self.model_ref(p, names));
+        let providers = action.providers.as_ref().map(|list| {
+            let mut set = ProviderSet::empty();
+            list.iter().filter_map(|p| self.provider_ref(p, names)).for_each(|id| set.insert(id));
+            set
+        });
+        let candidates = action.candidates.as_ref().map(|list| {
+            let mut set = ModelSet::empty();
+            list.iter().filter_map(|m| self.model_ref(m, names)).for_each(|id| set.insert(id));
+            set
+        });
+        let quality_bar = action.quality_bar.as_ref().map(|b| self.check_fraction(b, "quality_bar"));
+        let compiled = Action {
+            pin,
+            providers,
+            candidates,
+            quality_bar,
+            task_type: action.task_type.as_ref().map(|t| t.value),
+            skip_classifier: action.skip_classifier.unwrap_or(false),
+        };
+        self.check_action(rule, spec, &compiled, names);
+        compiled
+    }
+
+    fn check_action(&mut self, rule: &str, spec: &Spanned<ActionSpec>, action: &Action, names: &Names<'_>) {
+        let a = &spec.value;
+        let empty = a.pin.is_none()
+            && a.providers.is_none()
+            && a.candidates.is_none()
+            && a.quality_bar.is_none()
+            && a.task_type.is_none()
+            && a.skip_classifier.is_none();
+        if empty {
+            self.error(spec, format!("rule {rule:?} has an empty action; set pin, providers, candidates, quality_bar, task_type or skip_classifier"));
+            return;
+        }
+        let allowed = allowed_models(action, names.model_list);
+        if allowed.is_empty() && (a.providers.is_some() || a.candidates.is_some()) {
+            self.error(spec, format!("rule {rule:?} leaves no candidate model: no listed candidate belongs to a listed provider"));
+        }
+        if let (Some(pin), Some(at)) = (action.pin, &a.pin)
+            && !allowed.contains(pin)
+        {
+            self.error(at, format!("rule {rule:?} pins {:?}, which its own providers or candidates exclude", at.value));
+        }
+    }
+}
+
+/// The models a rule's provider and candidate limits leave.
+fn allowed_models(action: &Action, models: &[Model]) -> ModelSet {
+    let mut set = action.candidates.unwrap_or(ModelSet::first(models.len()));
+    if let Some(providers) = action.providers {
+        for (i, model) in models.iter().enumerate() {
+            if !providers.contains(model.provider) {
+                set.remove(ModelId(i as u8));
+            }
+        }
+    }
+    set
+}
+
+fn capabilities(list: &[Spanned<Capability>]) -> Capabilities {
+    list.iter().fold(Capabilities::empty(), |all, cap| {
+        all.union(match cap.value {
+            Capability::Tools => Capabilities::TOOLS,
+            Capability::Vision => Capabilities::VISION,
+            Capability::JsonOutput => Capabilities::JSON_OUTPUT,
+        })
+    })
+}
+
+fn unknown<'a>(kind: &str, name: &str, known: impl Iterator<Item = &'a String>) -> String {
+    let mut known: Vec<&str> = known.map(String::as_str).collect();
+    known.sort_unstable();
+    format!("unknown {kind} {name:?}; known {kind}s are: {}", known.join(", "))
+}

@@ -1,0 +1,149 @@
+use super::*;
+
+const TEST_POLICY: &str = include_str!("../../tests/fixtures/policy.yaml");
+
+fn errors(text: &str) -> Vec<Diagnostic> {
+    match Policy::compile("p.yaml", text) {
+        Ok(_) => panic!("policy compiled, but errors were expected"),
+        Err(errors) => errors,
+    }
+}
+
+/// The test policy with `from` replaced by `to`, which must occur once.
+fn edited(from: &str, to: &str) -> String {
+    assert_eq!(TEST_POLICY.matches(from).count(), 1, "{from:?} must occur once");
+    TEST_POLICY.replacen(from, to, 1)
+}
+
+fn line_of(text: &str, needle: &str) -> u64 {
+    let index = text.find(needle).expect("needle in text");
+    text[..index].lines().count() as u64 + u64::from(text[..index].ends_with('\n'))
+}
+
+#[test]
+fn test_policy_compiles() {
+    let policy = Policy::compile("p.yaml", TEST_POLICY).unwrap();
+    assert_eq!(&*policy.version, "test-1");
+    assert_eq!(policy.models.len(), 6);
+    assert_eq!(policy.providers.len(), 4);
+    assert_eq!(policy.rules.len(), 4);
+    assert!(policy.warnings.is_empty(), "{:?}", policy.warnings);
+    let small = policy.model(policy.model_id("alpha-small").unwrap());
+    assert_eq!(small.quality(TaskType::Code), 0.6);
+    assert_eq!(small.quality(TaskType::Chat), 0.72);
+}
+
+#[test]
+fn embedded_policy_compiles_without_warnings() {
+    let policy = Policy::embedded().unwrap();
+    assert!(policy.warnings.is_empty(), "{:?}", policy.warnings);
+}
+
+#[test]
+fn unknown_key_names_line_and_column() {
+    let text = edited("    max_output_tokens: 2000\n", "    max_output_tokens: 2000\n    colour: blue\n");
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].message.contains("colour"), "{}", errors[0]);
+    assert_eq!(errors[0].line, line_of(&text, "colour"));
+    assert!(errors[0].column > 0);
+}
+
+#[test]
+fn unknown_model_in_rule_is_error() {
+    let text = edited("action: {pin: alpha-large}", "action: {pin: alpha-huge}");
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].message.contains("unknown model \"alpha-huge\""), "{}", errors[0]);
+    assert!(errors[0].message.contains("alpha-large"), "lists known models: {}", errors[0]);
+    assert_eq!(errors[0].line, line_of(&text, "alpha-huge"));
+}
+
+#[test]
+fn unknown_provider_is_error() {
+    let text = edited("action: {providers: [beta]}", "action: {providers: [betta]}");
+    let errors = errors(&text);
+    assert!(errors[0].message.contains("unknown provider \"betta\""), "{}", errors[0]);
+    assert_eq!(errors[0].line, line_of(&text, "betta"));
+}
+
+#[test]
+fn duplicate_model_is_error() {
+    let text = edited("  - name: gamma-mid\n", "  - name: alpha-small\n");
+    let errors = errors(&text);
+    assert!(errors.iter().any(|e| e.message.contains("duplicate model \"alpha-small\"")), "{errors:?}");
+}
+
+#[test]
+fn duplicate_rule_is_error() {
+    let text = edited("  - name: free-tier\n", "  - name: sentiment\n");
+    let errors = errors(&text);
+    assert!(errors.iter().any(|e| e.message.contains("duplicate rule \"sentiment\"")), "{errors:?}");
+}
+
+#[test]
+fn empty_candidate_set_is_error() {
+    let text = edited("action: {providers: [beta]}", "action: {providers: [gamma], candidates: [beta-small]}");
+    let errors = errors(&text);
+    assert!(errors.iter().any(|e| e.message.contains("leaves no candidate")), "{errors:?}");
+}
+
+#[test]
+fn missing_quality_without_default_is_error() {
+    let text = edited("quality: {default: 0.5}", "quality: {chat: 0.5}");
+    let errors = errors(&text);
+    assert!(errors[0].message.contains("no quality score for code"), "{}", errors[0]);
+}
+
+#[test]
+fn quality_out_of_range_is_error() {
+    let text = edited("quality: {default: 0.5}", "quality: {default: 1.5}");
+    assert!(errors(&text)[0].message.contains("out of range"));
+}
+
+#[test]
+fn unknown_task_type_is_error() {
+    let text = edited("task_type: chat", "task_type: poetry");
+    let errors = errors(&text);
+    assert!(errors[0].message.contains("poetry"), "{}", errors[0]);
+}
+
+#[test]
+fn every_error_is_reported() {
+    let text = edited("action: {pin: alpha-large}", "action: {pin: nope-one}");
+    let text = text.replacen("model: alpha-small", "model: nope-two", 1);
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+}
+
+#[test]
+fn shadowed_rule_is_warning() {
+    let text = format!(
+        "{TEST_POLICY}  - name: legal-again\n    match: {{tenants: [legal], routes: [x]}}\n    action: {{pin: beta-large}}\n"
+    );
+    let policy = Policy::compile("p.yaml", &text).unwrap();
+    assert_eq!(policy.warnings.len(), 1);
+    assert!(policy.warnings[0].message.contains("legal-again"));
+    assert!(policy.warnings[0].message.contains("legal-best"));
+}
+
+#[test]
+fn empty_action_is_error() {
+    let text = edited("action: {candidates: [delta-tiny, beta-small]}", "action: {}");
+    assert!(errors(&text)[0].message.contains("empty action"));
+}
+
+#[test]
+fn version_defaults_to_content_hash() {
+    let text = edited("version: \"test-1\"\n", "");
+    let first = Policy::compile("p.yaml", &text).unwrap();
+    let second = Policy::compile("p.yaml", &text).unwrap();
+    assert!(first.version.starts_with("sha-"));
+    assert_eq!(first.version, second.version);
+}
+
+#[test]
+fn unreadable_file_is_error() {
+    let errors = Policy::load(std::path::Path::new("/nonexistent/policy.yaml")).unwrap_err();
+    assert!(errors[0].message.contains("cannot read policy file"));
+}
