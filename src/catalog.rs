@@ -39,6 +39,11 @@ impl Capabilities {
     pub const fn contains(self, other: Capabilities) -> bool {
         self.0 & other.0 == other.0
     }
+
+    /// `one` if this set contains it, else the empty set.
+    pub const fn intersect_one(self, one: Capabilities) -> Capabilities {
+        Capabilities(self.0 & one.0)
+    }
 }
 
 #[derive(Debug)]

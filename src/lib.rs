@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod decide;
 pub mod policy;
 pub mod proto;
 pub mod task;

@@ -73,7 +73,12 @@ impl Policy {
         let source = path.display().to_string();
         match std::fs::read_to_string(path) {
             Ok(text) => Policy::compile(&source, &text),
-            Err(err) => Err(vec![Diagnostic::error(&source, 0, 0, format!("cannot read policy file: {err}"))]),
+            Err(err) => Err(vec![Diagnostic::error(
+                &source,
+                0,
+                0,
+                format!("cannot read policy file: {err}"),
+            )]),
         }
     }
 

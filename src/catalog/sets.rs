@@ -113,7 +113,10 @@ mod tests {
         let mut other = ModelSet::empty();
         other.insert(ModelId(1));
         other.insert(ModelId(2));
-        assert_eq!(set.intersect(other).iter().collect::<Vec<_>>(), vec![ModelId(2)]);
+        assert_eq!(
+            set.intersect(other).iter().collect::<Vec<_>>(),
+            vec![ModelId(2)]
+        );
     }
 
     #[test]

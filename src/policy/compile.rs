@@ -10,7 +10,8 @@ use super::rules::{Action, Conditions, MAX_RULES, Rule, RuleTable};
 use super::schema::{ActionSpec, DefaultsSpec, ModelSpec, PolicyFile, QualitySpec, RuleSpec};
 use super::{Defaults, Policy, QualityBars};
 use crate::catalog::{
-    Capabilities, MAX_MODELS, MAX_PROVIDERS, Model, ModelId, ModelSet, Provider, ProviderId, ProviderSet,
+    Capabilities, MAX_MODELS, MAX_PROVIDERS, Model, ModelId, ModelSet, Provider, ProviderId,
+    ProviderSet,
 };
 use crate::policy::schema::Capability;
 use crate::task::TaskType;
@@ -19,7 +20,11 @@ const DEFAULT_LATENCY_BYPASS_MS: u32 = 150;
 const DEFAULT_OUTPUT_TOKENS: u32 = 512;
 const DEFAULT_MAX_FALLBACKS: u32 = 3;
 const MAX_FALLBACKS: u32 = 16;
-const DEFAULT_BARS: QualityBars = QualityBars { high: 0.85, standard: 0.7, economy: 0.5 };
+const DEFAULT_BARS: QualityBars = QualityBars {
+    high: 0.85,
+    standard: 0.7,
+    economy: 0.5,
+};
 
 pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
     let file: PolicyFile = serde_saphyr::from_str(text).map_err(|err| {
@@ -27,12 +32,20 @@ pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
         vec![Diagnostic::error(source, line, column, parse_message(&err))]
     })?;
 
-    let mut compiler = Compiler { source, errors: Vec::new(), warnings: Vec::new() };
+    let mut compiler = Compiler {
+        source,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
     let providers = compiler.providers(&file);
     let provider_ids = index_names(providers.iter().map(|p| &*p.name));
     let models = compiler.models(&file.models, &provider_ids);
     let model_ids = index_names(models.iter().map(|m| &*m.name));
-    let names = Names { models: &model_ids, providers: &provider_ids, model_list: &models };
+    let names = Names {
+        models: &model_ids,
+        providers: &provider_ids,
+        model_list: &models,
+    };
     let defaults = compiler.defaults(&file.defaults, &names);
     let rules = compiler.rules(&file.rules, &names);
 
@@ -51,8 +64,14 @@ pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
         defaults: defaults.unwrap_or_else(|| unreachable_defaults()),
         rules,
         warnings: compiler.warnings,
-        model_ids: model_ids.into_iter().map(|(k, v)| (k.into(), ModelId(v))).collect(),
-        provider_ids: provider_ids.into_iter().map(|(k, v)| (k.into(), ProviderId(v))).collect(),
+        model_ids: model_ids
+            .into_iter()
+            .map(|(k, v)| (k.into(), ModelId(v)))
+            .collect(),
+        provider_ids: provider_ids
+            .into_iter()
+            .map(|(k, v)| (k.into(), ProviderId(v)))
+            .collect(),
     })
 }
 
@@ -78,7 +97,10 @@ fn parse_message(err: &serde_saphyr::Error) -> String {
 }
 
 fn index_names<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<String, u8> {
-    names.enumerate().map(|(i, name)| (name.to_owned(), i as u8)).collect()
+    names
+        .enumerate()
+        .map(|(i, name)| (name.to_owned(), i as u8))
+        .collect()
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -102,16 +124,19 @@ struct Compiler<'a> {
 impl Compiler<'_> {
     fn error<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
         let (line, column) = (at.referenced.line(), at.referenced.column());
-        self.errors.push(Diagnostic::error(self.source, line, column, message));
+        self.errors
+            .push(Diagnostic::error(self.source, line, column, message));
     }
 
     fn warn<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
         let (line, column) = (at.referenced.line(), at.referenced.column());
-        self.warnings.push(Diagnostic::warning(self.source, line, column, message));
+        self.warnings
+            .push(Diagnostic::warning(self.source, line, column, message));
     }
 
     fn error_at_start(&mut self, message: impl Into<String>) {
-        self.errors.push(Diagnostic::error(self.source, 1, 1, message));
+        self.errors
+            .push(Diagnostic::error(self.source, 1, 1, message));
     }
 
     fn providers(&mut self, file: &PolicyFile) -> Vec<Provider> {
@@ -121,15 +146,23 @@ impl Compiler<'_> {
             if name.is_empty() {
                 self.error(&spec.name, "provider name is empty");
             } else if providers.iter().any(|p| &*p.name == name) {
-                self.error(&spec.name, format!("duplicate provider {name:?}; provider names must be unique"));
+                self.error(
+                    &spec.name,
+                    format!("duplicate provider {name:?}; provider names must be unique"),
+                );
             } else if providers.len() == MAX_PROVIDERS {
-                self.error(&spec.name, format!("too many providers; at most {MAX_PROVIDERS} are supported"));
+                self.error(
+                    &spec.name,
+                    format!("too many providers; at most {MAX_PROVIDERS} are supported"),
+                );
             } else {
                 providers.push(Provider { name: name.into() });
             }
         }
         if file.providers.is_empty() {
-            self.error_at_start("the policy lists no providers; add at least one under `providers`");
+            self.error_at_start(
+                "the policy lists no providers; add at least one under `providers`",
+            );
         }
         providers
     }
@@ -143,24 +176,39 @@ impl Compiler<'_> {
                 continue;
             }
             if models.iter().any(|m| &*m.name == name) {
-                self.error(&spec.name, format!("duplicate model {name:?}; model names must be unique"));
+                self.error(
+                    &spec.name,
+                    format!("duplicate model {name:?}; model names must be unique"),
+                );
                 continue;
             }
             if models.len() == MAX_MODELS {
-                self.error(&spec.name, format!("too many models; at most {MAX_MODELS} are supported"));
+                self.error(
+                    &spec.name,
+                    format!("too many models; at most {MAX_MODELS} are supported"),
+                );
                 continue;
             }
             let Some(&provider) = providers.get(spec.provider.value.as_str()) else {
-                self.error(&spec.provider, unknown("provider", &spec.provider.value, providers.keys()));
+                self.error(
+                    &spec.provider,
+                    unknown("provider", &spec.provider.value, providers.keys()),
+                );
                 continue;
             };
             self.check_price(&spec.input_usd_per_mtok);
             self.check_price(&spec.output_usd_per_mtok);
             if spec.context_tokens.value == 0 {
-                self.error(&spec.context_tokens, "context_tokens must be greater than 0");
+                self.error(
+                    &spec.context_tokens,
+                    "context_tokens must be greater than 0",
+                );
             }
             if spec.max_output_tokens.value == 0 {
-                self.error(&spec.max_output_tokens, "max_output_tokens must be greater than 0");
+                self.error(
+                    &spec.max_output_tokens,
+                    "max_output_tokens must be greater than 0",
+                );
             }
             let quality = self.quality(name, &spec.quality);
             models.push(Model {
@@ -182,19 +230,35 @@ impl Compiler<'_> {
 
     fn check_price(&mut self, price: &Spanned<f64>) {
         if !price.value.is_finite() || price.value < 0.0 {
-            self.error(price, format!("price {} is invalid; use a number of USD, 0 or more", price.value));
+            self.error(
+                price,
+                format!(
+                    "price {} is invalid; use a number of USD, 0 or more",
+                    price.value
+                ),
+            );
         }
     }
 
     fn check_fraction(&mut self, value: &Spanned<f64>, what: &str) -> f64 {
         if !(0.0..=1.0).contains(&value.value) {
-            self.error(value, format!("{what} {} is out of range; use a number from 0 to 1", value.value));
+            self.error(
+                value,
+                format!(
+                    "{what} {} is out of range; use a number from 0 to 1",
+                    value.value
+                ),
+            );
         }
         value.value
     }
 
     fn quality(&mut self, model: &str, spec: &Spanned<QualitySpec>) -> [f64; TaskType::COUNT] {
-        let fallback = spec.value.default.as_ref().map(|d| self.check_fraction(d, "quality"));
+        let fallback = spec
+            .value
+            .default
+            .as_ref()
+            .map(|d| self.check_fraction(d, "quality"));
         let mut scores = [0.0; TaskType::COUNT];
         let mut missing = Vec::new();
         for task in TaskType::ALL {
@@ -218,11 +282,17 @@ impl Compiler<'_> {
 
     fn defaults(&mut self, spec: &DefaultsSpec, names: &Names<'_>) -> Option<Defaults> {
         let model = self.model_ref(&spec.model, names);
-        let max_fallbacks = spec.max_fallbacks.as_ref().map_or(DEFAULT_MAX_FALLBACKS, |m| m.value);
+        let max_fallbacks = spec
+            .max_fallbacks
+            .as_ref()
+            .map_or(DEFAULT_MAX_FALLBACKS, |m| m.value);
         if let Some(at) = &spec.max_fallbacks
             && max_fallbacks > MAX_FALLBACKS
         {
-            self.error(at, format!("max_fallbacks {max_fallbacks} is too large; use at most {MAX_FALLBACKS}"));
+            self.error(
+                at,
+                format!("max_fallbacks {max_fallbacks} is too large; use at most {MAX_FALLBACKS}"),
+            );
         }
         let bars = spec.quality_bars.as_ref();
         let mut bar = |value: Option<&Spanned<f64>>, default: f64| {
@@ -230,14 +300,23 @@ impl Compiler<'_> {
         };
         let quality_bars = QualityBars {
             high: bar(bars.and_then(|b| b.high.as_ref()), DEFAULT_BARS.high),
-            standard: bar(bars.and_then(|b| b.standard.as_ref()), DEFAULT_BARS.standard),
+            standard: bar(
+                bars.and_then(|b| b.standard.as_ref()),
+                DEFAULT_BARS.standard,
+            ),
             economy: bar(bars.and_then(|b| b.economy.as_ref()), DEFAULT_BARS.economy),
         };
         Some(Defaults {
             task_type: spec.task_type.value,
             model: model?,
-            latency_bypass_ms: spec.latency_bypass_ms.as_ref().map_or(DEFAULT_LATENCY_BYPASS_MS, |v| v.value),
-            output_tokens: spec.output_tokens.as_ref().map_or(DEFAULT_OUTPUT_TOKENS, |v| v.value),
+            latency_bypass_ms: spec
+                .latency_bypass_ms
+                .as_ref()
+                .map_or(DEFAULT_LATENCY_BYPASS_MS, |v| v.value),
+            output_tokens: spec
+                .output_tokens
+                .as_ref()
+                .map_or(DEFAULT_OUTPUT_TOKENS, |v| v.value),
             max_fallbacks: max_fallbacks.min(MAX_FALLBACKS) as usize,
             quality_bars,
         })
@@ -257,7 +336,10 @@ impl Compiler<'_> {
         match names.providers.get(name.value.as_str()) {
             Some(&id) => Some(ProviderId(id)),
             None => {
-                self.error(name, unknown("provider", &name.value, names.providers.keys()));
+                self.error(
+                    name,
+                    unknown("provider", &name.value, names.providers.keys()),
+                );
                 None
             }
         }
@@ -273,17 +355,26 @@ impl Compiler<'_> {
                 continue;
             }
             if rules.iter().any(|r| &*r.name == name) {
-                self.error(&spec.name, format!("duplicate rule {name:?}; rule names must be unique"));
+                self.error(
+                    &spec.name,
+                    format!("duplicate rule {name:?}; rule names must be unique"),
+                );
                 continue;
             }
             if rules.len() == MAX_RULES {
-                self.error(&spec.name, format!("too many rules; at most {MAX_RULES} are supported"));
+                self.error(
+                    &spec.name,
+                    format!("too many rules; at most {MAX_RULES} are supported"),
+                );
                 continue;
             }
             let condition = self.conditions(spec);
             let action = self.action(name, &spec.action, names);
             self.warn_if_shadowed(spec, &condition, &rules, &conditions);
-            rules.push(Rule { name: name.into(), action });
+            rules.push(Rule {
+                name: name.into(),
+                action,
+            });
             conditions.push(condition);
         }
         RuleTable::build(rules, &conditions)
@@ -300,17 +391,34 @@ impl Compiler<'_> {
         };
         let tenants = strings(&when.tenants, "tenants");
         let routes = strings(&when.routes, "routes");
-        let labels = when.labels.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let labels = when
+            .labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Conditions {
             tenants,
             routes,
             labels,
-            tasks: when.tasks.as_ref().map(|l| l.iter().map(|t| t.value).collect()),
-            tiers: when.tiers.as_ref().map(|l| l.iter().map(|t| t.value).collect()),
+            tasks: when
+                .tasks
+                .as_ref()
+                .map(|l| l.iter().map(|t| t.value).collect()),
+            tiers: when
+                .tiers
+                .as_ref()
+                .map(|l| l.iter().map(|t| t.value).collect()),
         }
     }
 
-    fn warn_if_shadowed(&mut self, spec: &RuleSpec, condition: &Conditions, rules: &[Rule], earlier: &[Conditions]) {
+    fn warn_if_shadowed(
+        &mut self,
+        spec: &RuleSpec,
+        condition: &Conditions,
+        rules: &[Rule],
+        earlier: &[Conditions],
+    ) {
         if let Some(index) = earlier.iter().position(|e| e.covers(condition)) {
             let covering = &rules[index].name;
             self.warn(
@@ -328,15 +436,22 @@ impl Compiler<'_> {
         let pin = action.pin.as_ref().and_then(|p| self.model_ref(p, names));
         let providers = action.providers.as_ref().map(|list| {
             let mut set = ProviderSet::empty();
-            list.iter().filter_map(|p| self.provider_ref(p, names)).for_each(|id| set.insert(id));
+            list.iter()
+                .filter_map(|p| self.provider_ref(p, names))
+                .for_each(|id| set.insert(id));
             set
         });
         let candidates = action.candidates.as_ref().map(|list| {
             let mut set = ModelSet::empty();
-            list.iter().filter_map(|m| self.model_ref(m, names)).for_each(|id| set.insert(id));
+            list.iter()
+                .filter_map(|m| self.model_ref(m, names))
+                .for_each(|id| set.insert(id));
             set
         });
-        let quality_bar = action.quality_bar.as_ref().map(|b| self.check_fraction(b, "quality_bar"));
+        let quality_bar = action
+            .quality_bar
+            .as_ref()
+            .map(|b| self.check_fraction(b, "quality_bar"));
         let compiled = Action {
             pin,
             providers,
@@ -349,7 +464,13 @@ impl Compiler<'_> {
         compiled
     }
 
-    fn check_action(&mut self, rule: &str, spec: &Spanned<ActionSpec>, action: &Action, names: &Names<'_>) {
+    fn check_action(
+        &mut self,
+        rule: &str,
+        spec: &Spanned<ActionSpec>,
+        action: &Action,
+        names: &Names<'_>,
+    ) {
         let a = &spec.value;
         let empty = a.pin.is_none()
             && a.providers.is_none()
@@ -368,7 +489,13 @@ impl Compiler<'_> {
         if let (Some(pin), Some(at)) = (action.pin, &a.pin)
             && !allowed.contains(pin)
         {
-            self.error(at, format!("rule {rule:?} pins {:?}, which its own providers or candidates exclude", at.value));
+            self.error(
+                at,
+                format!(
+                    "rule {rule:?} pins {:?}, which its own providers or candidates exclude",
+                    at.value
+                ),
+            );
         }
     }
 }
@@ -399,5 +526,8 @@ fn capabilities(list: &[Spanned<Capability>]) -> Capabilities {
 fn unknown<'a>(kind: &str, name: &str, known: impl Iterator<Item = &'a String>) -> String {
     let mut known: Vec<&str> = known.map(String::as_str).collect();
     known.sort_unstable();
-    format!("unknown {kind} {name:?}; known {kind}s are: {}", known.join(", "))
+    format!(
+        "unknown {kind} {name:?}; known {kind}s are: {}",
+        known.join(", ")
+    )
 }

@@ -21,11 +21,23 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(file: &str, line: u64, column: u64, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Error, file: file.to_owned(), line, column, message: message.into() }
+        Diagnostic {
+            severity: Severity::Error,
+            file: file.to_owned(),
+            line,
+            column,
+            message: message.into(),
+        }
     }
 
     pub fn warning(file: &str, line: u64, column: u64, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, file: file.to_owned(), line, column, message: message.into() }
+        Diagnostic {
+            severity: Severity::Warning,
+            file: file.to_owned(),
+            line,
+            column,
+            message: message.into(),
+        }
     }
 }
 
@@ -35,6 +47,10 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{}:{}:{}: {label}: {}", self.file, self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {label}: {}",
+            self.file, self.line, self.column, self.message
+        )
     }
 }

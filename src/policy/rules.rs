@@ -121,7 +121,10 @@ impl StringField {
                 None => unconditioned.insert(index),
                 Some(values) => {
                     for value in values {
-                        listed.entry(value.as_str().into()).or_insert(RuleSet::empty()).insert(index);
+                        listed
+                            .entry(value.as_str().into())
+                            .or_insert(RuleSet::empty())
+                            .insert(index);
                     }
                 }
             }
@@ -129,7 +132,10 @@ impl StringField {
         for set in listed.values_mut() {
             set.union_with(&unconditioned);
         }
-        StringField { by_value: listed, unconditioned }
+        StringField {
+            by_value: listed,
+            unconditioned,
+        }
     }
 
     fn accepting(&self, value: &str) -> &RuleSet {
@@ -177,7 +183,15 @@ impl RuleTable {
             }
         }
 
-        RuleTable { rules, all, tenant, route, labels, tasks, tiers }
+        RuleTable {
+            rules,
+            all,
+            tenant,
+            route,
+            labels,
+            tasks,
+            tiers,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -265,17 +279,29 @@ mod tests {
     use super::*;
 
     fn rule(name: &str) -> Rule {
-        Rule { name: name.into(), action: Action::default() }
+        Rule {
+            name: name.into(),
+            action: Action::default(),
+        }
     }
 
     fn input<'a>(tenant: &'a str, labels: &'a HashMap<String, String>) -> MatchInput<'a> {
-        MatchInput { tenant, route: "", labels, task: None, tier: Tier::Standard }
+        MatchInput {
+            tenant,
+            route: "",
+            labels,
+            task: None,
+            tier: Tier::Standard,
+        }
     }
 
     #[test]
     fn first_matching_rule_wins() {
         let conditions = vec![
-            Conditions { tenants: Some(vec!["a".into()]), ..Default::default() },
+            Conditions {
+                tenants: Some(vec!["a".into()]),
+                ..Default::default()
+            },
             Conditions::default(),
         ];
         let table = RuleTable::build(vec![rule("only-a"), rule("anyone")], &conditions);
@@ -287,7 +313,10 @@ mod tests {
     #[test]
     fn labels_must_all_match() {
         let conditions = vec![Conditions {
-            labels: vec![("team".into(), "legal".into()), ("env".into(), "prod".into())],
+            labels: vec![
+                ("team".into(), "legal".into()),
+                ("env".into(), "prod".into()),
+            ],
             ..Default::default()
         }];
         let table = RuleTable::build(vec![rule("legal-prod")], &conditions);
@@ -301,8 +330,10 @@ mod tests {
 
     #[test]
     fn task_condition_needs_declared_task() {
-        let conditions =
-            vec![Conditions { tasks: Some(vec![TaskType::Code]), ..Default::default() }];
+        let conditions = vec![Conditions {
+            tasks: Some(vec![TaskType::Code]),
+            ..Default::default()
+        }];
         let table = RuleTable::build(vec![rule("code")], &conditions);
         let labels = HashMap::new();
         let mut request = input("", &labels);
@@ -318,7 +349,10 @@ mod tests {
         let count = 130;
         let rules = (0..count).map(|i| rule(&format!("r{i}"))).collect();
         let conditions: Vec<Conditions> = (0..count)
-            .map(|i| Conditions { tenants: Some(vec![format!("t{i}")]), ..Default::default() })
+            .map(|i| Conditions {
+                tenants: Some(vec![format!("t{i}")]),
+                ..Default::default()
+            })
             .collect();
         let table = RuleTable::build(rules, &conditions);
         let labels = HashMap::new();
@@ -327,7 +361,10 @@ mod tests {
 
     #[test]
     fn covers_detects_shadowed_rule() {
-        let broad = Conditions { tenants: Some(vec!["a".into(), "b".into()]), ..Default::default() };
+        let broad = Conditions {
+            tenants: Some(vec!["a".into(), "b".into()]),
+            ..Default::default()
+        };
         let narrow = Conditions {
             tenants: Some(vec!["a".into()]),
             labels: vec![("team".into(), "x".into())],

@@ -11,7 +11,11 @@ fn errors(text: &str) -> Vec<Diagnostic> {
 
 /// The test policy with `from` replaced by `to`, which must occur once.
 fn edited(from: &str, to: &str) -> String {
-    assert_eq!(TEST_POLICY.matches(from).count(), 1, "{from:?} must occur once");
+    assert_eq!(
+        TEST_POLICY.matches(from).count(),
+        1,
+        "{from:?} must occur once"
+    );
     TEST_POLICY.replacen(from, to, 1)
 }
 
@@ -41,7 +45,10 @@ fn embedded_policy_compiles_without_warnings() {
 
 #[test]
 fn unknown_key_names_line_and_column() {
-    let text = edited("    max_output_tokens: 2000\n", "    max_output_tokens: 2000\n    colour: blue\n");
+    let text = edited(
+        "    max_output_tokens: 2000\n",
+        "    max_output_tokens: 2000\n    colour: blue\n",
+    );
     let errors = errors(&text);
     assert_eq!(errors.len(), 1);
     assert!(errors[0].message.contains("colour"), "{}", errors[0]);
@@ -54,16 +61,31 @@ fn unknown_model_in_rule_is_error() {
     let text = edited("action: {pin: alpha-large}", "action: {pin: alpha-huge}");
     let errors = errors(&text);
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].message.contains("unknown model \"alpha-huge\""), "{}", errors[0]);
-    assert!(errors[0].message.contains("alpha-large"), "lists known models: {}", errors[0]);
+    assert!(
+        errors[0].message.contains("unknown model \"alpha-huge\""),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[0].message.contains("alpha-large"),
+        "lists known models: {}",
+        errors[0]
+    );
     assert_eq!(errors[0].line, line_of(&text, "alpha-huge"));
 }
 
 #[test]
 fn unknown_provider_is_error() {
-    let text = edited("action: {providers: [beta]}", "action: {providers: [betta]}");
+    let text = edited(
+        "action: {providers: [beta]}",
+        "action: {providers: [betta]}",
+    );
     let errors = errors(&text);
-    assert!(errors[0].message.contains("unknown provider \"betta\""), "{}", errors[0]);
+    assert!(
+        errors[0].message.contains("unknown provider \"betta\""),
+        "{}",
+        errors[0]
+    );
     assert_eq!(errors[0].line, line_of(&text, "betta"));
 }
 
@@ -71,28 +93,50 @@ fn unknown_provider_is_error() {
 fn duplicate_model_is_error() {
     let text = edited("  - name: gamma-mid\n", "  - name: alpha-small\n");
     let errors = errors(&text);
-    assert!(errors.iter().any(|e| e.message.contains("duplicate model \"alpha-small\"")), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("duplicate model \"alpha-small\"")),
+        "{errors:?}"
+    );
 }
 
 #[test]
 fn duplicate_rule_is_error() {
     let text = edited("  - name: free-tier\n", "  - name: sentiment\n");
     let errors = errors(&text);
-    assert!(errors.iter().any(|e| e.message.contains("duplicate rule \"sentiment\"")), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("duplicate rule \"sentiment\"")),
+        "{errors:?}"
+    );
 }
 
 #[test]
 fn empty_candidate_set_is_error() {
-    let text = edited("action: {providers: [beta]}", "action: {providers: [gamma], candidates: [beta-small]}");
+    let text = edited(
+        "action: {providers: [beta]}",
+        "action: {providers: [gamma], candidates: [beta-small]}",
+    );
     let errors = errors(&text);
-    assert!(errors.iter().any(|e| e.message.contains("leaves no candidate")), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("leaves no candidate")),
+        "{errors:?}"
+    );
 }
 
 #[test]
 fn missing_quality_without_default_is_error() {
     let text = edited("quality: {default: 0.5}", "quality: {chat: 0.5}");
     let errors = errors(&text);
-    assert!(errors[0].message.contains("no quality score for code"), "{}", errors[0]);
+    assert!(
+        errors[0].message.contains("no quality score for code"),
+        "{}",
+        errors[0]
+    );
 }
 
 #[test]
@@ -129,7 +173,10 @@ fn shadowed_rule_is_warning() {
 
 #[test]
 fn empty_action_is_error() {
-    let text = edited("action: {candidates: [delta-tiny, beta-small]}", "action: {}");
+    let text = edited(
+        "action: {candidates: [delta-tiny, beta-small]}",
+        "action: {}",
+    );
     assert!(errors(&text)[0].message.contains("empty action"));
 }
 

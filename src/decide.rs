@@ -1,0 +1,305 @@
+//! The decision pipeline: a pure function from a compiled policy and a
+//! request to a decision and its receipt. It does no I/O, takes no lock and
+//! allocates only the returned [`Decision`].
+
+mod error;
+mod receipt;
+mod select;
+mod validate;
+
+use std::time::Instant;
+
+pub use error::DecideError;
+
+use crate::catalog::{ModelId, ModelSet};
+use crate::policy::{Action, MatchInput, Policy, Rule, Tier};
+use crate::proto::{DecideRequest, Decision, Path, TaskSource};
+use crate::task::TaskType;
+use receipt::Outcome;
+use select::{Choice, Filter, Goal, Tokens};
+use validate::Checked;
+
+/// Request size limits, set from the command line.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Maximum bytes of prompt text, summed over prompt and messages.
+    pub max_prompt_bytes: usize,
+    /// Maximum bytes of each short string field (tenant, route, ids).
+    pub max_field_bytes: usize,
+    pub max_labels: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_prompt_bytes: 1024 * 1024,
+            max_field_bytes: 1024,
+            max_labels: 64,
+        }
+    }
+}
+
+/// Everything a decision reads besides the request.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub policy: &'a Policy,
+    pub limits: &'a Limits,
+}
+
+/// Decides which model `request` should go to.
+pub fn decide(context: Context<'_>, request: &DecideRequest) -> Result<Decision, DecideError> {
+    let started = Instant::now();
+    let checked = validate::check(context.policy, context.limits, request)?;
+    let mut decision = Pipeline {
+        policy: context.policy,
+        request: &checked,
+    }
+    .run()?;
+    if let Some(receipt) = decision.receipt.as_mut() {
+        receipt.decide_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    }
+    Ok(decision)
+}
+
+/// The answer when the pipeline itself failed: the policy's safe default
+/// model with path `DEGRADED` and `note` in the receipt.
+pub fn degraded(policy: &Policy, request: &DecideRequest, note: &str) -> Decision {
+    receipt::degraded(policy, request, note)
+}
+
+struct Pipeline<'a> {
+    policy: &'a Policy,
+    request: &'a Checked<'a>,
+}
+
+impl Pipeline<'_> {
+    fn run(&self) -> Result<Decision, DecideError> {
+        let rule = self.policy.rules.find(&MatchInput {
+            tenant: &self.request.request.tenant,
+            route: &self.request.request.route,
+            labels: &self.request.request.labels,
+            task: self.request.declared_task,
+            tier: self.request.tier,
+        });
+
+        if let Some(pinned) = self.request.pinned {
+            return self.pinned(pinned, rule);
+        }
+        if let Some(rule) = rule
+            && (rule.action.pin.is_some() || rule.action.skip_classifier)
+        {
+            return self.by_rule(rule);
+        }
+        let path = if self.bypasses_classifier() {
+            Path::LatencyBypass
+        } else {
+            Path::Default
+        };
+        let (task, source) = self.task(rule);
+        self.select(path, rule, task, source)
+    }
+
+    fn bypasses_classifier(&self) -> bool {
+        let budget = self.request.request.latency_budget_ms;
+        budget > 0 && budget < self.policy.defaults.latency_bypass_ms
+    }
+
+    /// The declared task, else the rule's, else the policy default.
+    fn task(&self, rule: Option<&Rule>) -> (TaskType, TaskSource) {
+        if let Some(task) = self.request.declared_task {
+            return (task, TaskSource::Declared);
+        }
+        match rule.and_then(|r| r.action.task_type) {
+            Some(task) => (task, TaskSource::Rule),
+            None => (self.policy.defaults.task_type, TaskSource::PolicyDefault),
+        }
+    }
+
+    fn filter(&self, action: Option<&Action>) -> Filter {
+        let request = self.request;
+        let mut providers = request.providers;
+        let mut candidates = ModelSet::first(self.policy.models.len());
+        if let Some(action) = action {
+            providers = providers.intersect(action.providers.unwrap_or(providers));
+            candidates = candidates.intersect(action.candidates.unwrap_or(candidates));
+        }
+        let needed = request.input_tokens + u64::from(request.output_tokens);
+        Filter {
+            providers,
+            candidates,
+            capabilities: request.capabilities,
+            context_tokens: needed.max(u64::from(request.min_context_tokens)),
+            output_tokens: request.output_tokens,
+        }
+    }
+
+    fn tokens(&self) -> Tokens {
+        Tokens {
+            input: self.request.input_tokens,
+            output: u64::from(self.request.output_tokens),
+        }
+    }
+
+    fn bar(&self, action: Option<&Action>) -> f64 {
+        if let Some(bar) = action.and_then(|a| a.quality_bar) {
+            return bar;
+        }
+        let bars = self.policy.defaults.quality_bars;
+        match self.request.tier {
+            Tier::Best | Tier::High => bars.high,
+            Tier::Standard => bars.standard,
+            Tier::Economy => bars.economy,
+        }
+    }
+
+    /// The caller's pin: checked against the provider limits of the request
+    /// and of any matching rule, and against the required capabilities.
+    fn pinned(&self, pinned: ModelId, rule: Option<&Rule>) -> Result<Decision, DecideError> {
+        let action = rule.map(|r| Action {
+            providers: r.action.providers,
+            ..Action::default()
+        });
+        let filter = self.filter(action.as_ref());
+        if let Some(reason) = filter.reason(self.policy, pinned) {
+            let model = &self.policy.model(pinned).name;
+            let why = receipt::reason_text(reason);
+            let message = match rule.filter(|r| r.action.providers.is_some()) {
+                Some(rule) => format!(
+                    "model {model:?} {why} (provider limit of rule {:?})",
+                    rule.name
+                ),
+                None => format!("model {model:?} {why}"),
+            };
+            return Err(DecideError::precondition("pinned_model", message));
+        }
+        let task = self
+            .request
+            .declared_task
+            .unwrap_or(self.policy.defaults.task_type);
+        self.pin(Path::Pinned, rule, pinned, &filter, task, TaskSource::None)
+    }
+
+    fn by_rule(&self, rule: &Rule) -> Result<Decision, DecideError> {
+        let filter = self.filter(Some(&rule.action));
+        let (task, source) = self.task(Some(rule));
+        match rule.action.pin {
+            Some(pin) if filter.reason(self.policy, pin).is_none() => {
+                self.pin(Path::Rule, Some(rule), pin, &filter, task, source)
+            }
+            // A pin the request's own limits exclude falls back to the best
+            // model the limits allow, because the rule asked for a strong one.
+            Some(_) => self.finish(Path::Rule, Some(rule), &filter, task, source, Goal::Best),
+            None => self.finish(
+                Path::Rule,
+                Some(rule),
+                &filter,
+                task,
+                source,
+                self.goal(Some(&rule.action)),
+            ),
+        }
+    }
+
+    /// A decision for a pinned model. Its failover list holds the cheapest
+    /// candidates at least as good as the pin for the task, then the best.
+    fn pin(
+        &self,
+        path: Path,
+        rule: Option<&Rule>,
+        pin: ModelId,
+        filter: &Filter,
+        task: TaskType,
+        source: TaskSource,
+    ) -> Result<Decision, DecideError> {
+        let bar = self.policy.model(pin).quality(task);
+        let mut others = filter.eligible(self.policy);
+        others.remove(pin);
+        let max = self.policy.defaults.max_fallbacks;
+        let alternatives = select::choose(
+            self.policy,
+            others,
+            task,
+            Goal::Cheapest { bar },
+            self.tokens(),
+            max,
+        );
+        let choice = Choice::pinned(pin, alternatives, max);
+        let outcome = Outcome {
+            path,
+            rule,
+            task,
+            task_source: source,
+            bar,
+            filter,
+            tokens: self.tokens(),
+            choice,
+        };
+        Ok(receipt::build(self.policy, self.request, outcome))
+    }
+
+    fn goal(&self, action: Option<&Action>) -> Goal {
+        match (self.request.tier, action.and_then(|a| a.quality_bar)) {
+            (Tier::Best, None) => Goal::Best,
+            _ => Goal::Cheapest {
+                bar: self.bar(action),
+            },
+        }
+    }
+
+    fn select(
+        &self,
+        path: Path,
+        rule: Option<&Rule>,
+        task: TaskType,
+        source: TaskSource,
+    ) -> Result<Decision, DecideError> {
+        let action = rule.map(|r| &r.action);
+        let filter = self.filter(action);
+        self.finish(path, rule, &filter, task, source, self.goal(action))
+    }
+
+    fn finish(
+        &self,
+        path: Path,
+        rule: Option<&Rule>,
+        filter: &Filter,
+        task: TaskType,
+        source: TaskSource,
+        goal: Goal,
+    ) -> Result<Decision, DecideError> {
+        let eligible = filter.eligible(self.policy);
+        let max = self.policy.defaults.max_fallbacks;
+        let choice = select::choose(self.policy, eligible, task, goal, self.tokens(), max)
+            .ok_or_else(|| no_candidate(self.request))?;
+        let bar = match goal {
+            Goal::Cheapest { bar } => bar,
+            Goal::Best => self.policy.model(choice.chosen).quality(task),
+        };
+        let outcome = Outcome {
+            path,
+            rule,
+            task,
+            task_source: source,
+            bar,
+            filter,
+            tokens: self.tokens(),
+            choice,
+        };
+        Ok(receipt::build(self.policy, self.request, outcome))
+    }
+}
+
+fn no_candidate(request: &Checked<'_>) -> DecideError {
+    let field = if request.request.allowed_providers.is_empty() {
+        "required"
+    } else {
+        "allowed_providers"
+    };
+    DecideError::precondition(
+        field,
+        "no model in the policy meets the request's provider, capability and context limits; relax them or add a model",
+    )
+}
+
+#[cfg(test)]
+mod tests;
