@@ -1,10 +1,17 @@
 //! Command-line definitions and the code that runs each command.
 
+mod inspect;
+mod request_json;
+mod serve;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 /// A per-pod sidecar that picks the LLM model for each request.
+///
+/// Every flag can also be set with the TRIAGE_* environment variable named
+/// in its help; a flag on the command line wins.
 #[derive(Debug, Parser)]
 #[command(name = "triage", version, about, long_about = None)]
 pub struct Cli {
@@ -13,9 +20,30 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Serve routing decisions over gRPC (Unix socket and loopback TCP).
+    Serve(serve::ServeArgs),
+    /// Check a policy file and print its errors and warnings.
+    Check(inspect::CheckArgs),
+    /// Decide one request read from a JSON file and print the decision.
+    Explain(inspect::ExplainArgs),
+    /// Decide one prompt and print the decision, for trying policies out.
+    Route(inspect::RouteArgs),
+}
 
 /// Runs one command and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    match cli.command {}
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Check(args) => inspect::check(&args),
+        Command::Explain(args) => inspect::explain(&args),
+        Command::Route(args) => inspect::route(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -6,4 +6,6 @@ pub mod cli;
 pub mod decide;
 pub mod policy;
 pub mod proto;
+pub mod serve;
 pub mod task;
+pub mod telemetry;

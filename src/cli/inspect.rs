@@ -1,0 +1,158 @@
+//! Commands that work on a policy without serving: `check`, `explain` and
+//! `route`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::request_json::{RequestJson, decision_to_json};
+use crate::decide::{self, Context, Limits};
+use crate::policy::{Policy, Severity};
+use crate::proto::{DecideRequest, QualityTier};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Policy file (YAML) to check.
+    #[arg(value_name = "POLICY")]
+    policy: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Policy file (YAML); without it the embedded default policy is used.
+    #[arg(long, env = "TRIAGE_POLICY", value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Request as JSON, with the proto field names of DecideRequest; "-"
+    /// reads standard input.
+    #[arg(value_name = "REQUEST.json")]
+    request: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RouteArgs {
+    /// Prompt text to route.
+    #[arg(long, value_name = "TEXT")]
+    prompt: String,
+    /// Policy file (YAML); without it the embedded default policy is used.
+    #[arg(long, env = "TRIAGE_POLICY", value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Tenant name to match rules against.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    tenant: String,
+    /// Route name to match rules against.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    route: String,
+    /// Quality tier: best, high, standard or economy.
+    #[arg(long, value_name = "TIER")]
+    tier: Option<String>,
+    /// Declared task type, such as code or summarization.
+    #[arg(long, value_name = "TASK")]
+    task: Option<String>,
+}
+
+/// Prints every diagnostic; exits non-zero when any is an error.
+pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    match Policy::load(&args.policy) {
+        Ok(policy) => {
+            for warning in &policy.warnings {
+                eprintln!("{warning}");
+            }
+            print_stdout(&format!(
+                "{}: ok: version {}, {} providers, {} models, {} rules, {} warnings",
+                args.policy.display(),
+                policy.version,
+                policy.providers.len(),
+                policy.models.len(),
+                policy.rules.len(),
+                policy.warnings.len()
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(diagnostics) => {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            let errors = diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            eprintln!("{}: {errors} errors", args.policy.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let text = read_input(&args.request)?;
+    let parsed: RequestJson = serde_json::from_str(&text).map_err(|err| {
+        anyhow::anyhow!("invalid request JSON in {}: {err}", args.request.display())
+    })?;
+    decide_and_print(args.policy.as_deref(), &parsed.into_request()?)
+}
+
+pub fn route(args: &RouteArgs) -> anyhow::Result<ExitCode> {
+    let request = RequestJson::default();
+    let mut request = request.into_request()?;
+    request.prompt = args.prompt.clone();
+    request.tenant = args.tenant.clone();
+    request.route = args.route.clone();
+    if let Some(tier) = &args.tier {
+        let json = serde_json::json!({ "quality_tier": tier });
+        request.quality_tier = serde_json::from_value::<RequestJson>(json)?
+            .into_request()?
+            .quality_tier;
+        if request.quality_tier == i32::from(QualityTier::Unspecified) {
+            anyhow::bail!("invalid --tier {tier:?}; use best, high, standard or economy");
+        }
+    }
+    if let Some(task) = &args.task {
+        let json = serde_json::json!({ "task_type": task });
+        request.task_type = serde_json::from_value::<RequestJson>(json)?
+            .into_request()?
+            .task_type;
+    }
+    decide_and_print(args.policy.as_deref(), &request)
+}
+
+fn decide_and_print(policy: Option<&Path>, request: &DecideRequest) -> anyhow::Result<ExitCode> {
+    let policy = match policy {
+        Some(path) => Policy::load(path),
+        None => Policy::embedded(),
+    }
+    .map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("policy has errors:\n{}", lines.join("\n"))
+    })?;
+    let limits = Limits::default();
+    let decision = decide::decide(
+        Context {
+            policy: &policy,
+            limits: &limits,
+        },
+        request,
+    )?;
+    print_stdout(&serde_json::to_string_pretty(&decision_to_json(&decision))?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` and a newline to standard output. A closed pipe, as when
+/// the output goes to `head`, ends the write quietly instead of failing.
+fn print_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+fn read_input(path: &Path) -> anyhow::Result<String> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path)
+        .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))
+}

@@ -1,0 +1,124 @@
+//! Hot reload of the policy file, on file change and on SIGHUP. A new policy
+//! is compiled beside the serving one and swapped in only when it compiles;
+//! otherwise its errors are logged and counted and the old one keeps serving.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::state::State;
+use crate::policy::{Diagnostic, Policy};
+use crate::telemetry;
+
+/// Quiet time after a file event before reloading, so the several events of
+/// one write or one ConfigMap symlink swap cause one reload.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// What a reload attempt did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    Swapped { version: String },
+    Unchanged,
+    Rejected { errors: usize },
+}
+
+/// Reloads `path` now. With `force` false, a file whose text is unchanged
+/// since the last attempt is skipped.
+pub fn reload(path: &Path, state: &State, force: bool) -> ReloadOutcome {
+    let source = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) => {
+            let error = Diagnostic::error(&source, 0, 0, format!("cannot read policy file: {err}"));
+            return reject(&[error]);
+        }
+    };
+    if !state.text_changed(text_hash(&text)) && !force {
+        return ReloadOutcome::Unchanged;
+    }
+    match Policy::compile(&source, &text) {
+        Ok(policy) => {
+            for warning in &policy.warnings {
+                tracing::warn!(%warning, "policy warning");
+            }
+            let version = policy.version.to_string();
+            state.swap_policy(policy);
+            metrics::counter!(telemetry::RELOADS, "result" => "success").increment(1);
+            tracing::info!(path = %source, %version, "policy reloaded");
+            ReloadOutcome::Swapped { version }
+        }
+        Err(errors) => reject(&errors),
+    }
+}
+
+fn reject(errors: &[Diagnostic]) -> ReloadOutcome {
+    for error in errors {
+        tracing::error!(%error, "policy rejected; the previous policy keeps serving");
+    }
+    metrics::counter!(telemetry::RELOADS, "result" => "failure").increment(1);
+    ReloadOutcome::Rejected {
+        errors: errors.len(),
+    }
+}
+
+fn text_hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Watches `path` and reloads on change or SIGHUP until `shutdown`.
+///
+/// The watch is on the file's directory, not the file: Kubernetes updates a
+/// ConfigMap volume by swapping a `..data` symlink, which replaces the file
+/// without writing to it.
+pub async fn watch(
+    path: PathBuf,
+    state: Arc<State>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // A send fails only once the receiver is gone at shutdown.
+        let _ = events_tx.send(event);
+    })?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    state.text_changed(
+        std::fs::read_to_string(&path)
+            .map(|t| text_hash(&t))
+            .unwrap_or(0),
+    );
+    tracing::info!(path = %path.display(), "watching policy file for changes");
+
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP received; reloading policy");
+                reload(&path, &state, true);
+            }
+            event = events.recv() => {
+                match event {
+                    Some(Ok(_)) => {}
+                    Some(Err(err)) => tracing::warn!(error = %err, "policy file watch error"),
+                    None => break,
+                }
+                tokio::time::sleep(DEBOUNCE).await;
+                while events.try_recv().is_ok() {}
+                reload(&path, &state, false);
+            }
+        }
+    }
+    Ok(())
+}
