@@ -49,9 +49,10 @@ pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
     let defaults = compiler.defaults(&file.defaults, &names);
     let rules = compiler.rules(&file.rules, &names);
 
-    if !compiler.errors.is_empty() {
+    // `defaults` is None only when it recorded an error.
+    let Some(defaults) = defaults.filter(|_| compiler.errors.is_empty()) else {
         return Err(compiler.errors);
-    }
+    };
     let version = match &file.version {
         Some(version) => version.value.clone(),
         None => format!("sha-{:016x}", fnv1a(text.as_bytes())),
@@ -61,7 +62,7 @@ pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
         source: source.into(),
         providers,
         models,
-        defaults: defaults.unwrap_or_else(|| unreachable_defaults()),
+        defaults,
         rules,
         warnings: compiler.warnings,
         model_ids: model_ids
@@ -73,19 +74,6 @@ pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
             .map(|(k, v)| (k.into(), ProviderId(v)))
             .collect(),
     })
-}
-
-/// Only reached when `defaults` failed, which also recorded an error, so
-/// `compile` returns before using it.
-fn unreachable_defaults() -> Defaults {
-    Defaults {
-        task_type: TaskType::Chat,
-        model: ModelId(0),
-        latency_bypass_ms: DEFAULT_LATENCY_BYPASS_MS,
-        output_tokens: DEFAULT_OUTPUT_TOKENS,
-        max_fallbacks: DEFAULT_MAX_FALLBACKS as usize,
-        quality_bars: DEFAULT_BARS,
-    }
 }
 
 /// The parser's message without its own position suffix, which the

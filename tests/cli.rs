@@ -1,0 +1,299 @@
+//! Tests of the `triage` binary as a user runs it: exit codes, output,
+//! environment variables and signals.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const TEST_POLICY: &str = include_str!("fixtures/policy.yaml");
+
+fn triage() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_triage"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRIAGE_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn check_accepts_valid_policy() {
+    let output = run(triage().args(["check", "tests/fixtures/policy.yaml"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("ok: version test-1"));
+}
+
+#[test]
+fn check_reports_error_with_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        TEST_POLICY.replace("pin: alpha-large", "pin: alpha-giant"),
+    )
+    .unwrap();
+    let output = run(triage().arg("check").arg(&path));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    let line = TEST_POLICY
+        .lines()
+        .position(|l| l.contains("pin: alpha-large"))
+        .unwrap()
+        + 1;
+    assert!(err.contains(&format!("bad.yaml:{line}:")), "{err}");
+    assert!(err.contains("unknown model \"alpha-giant\""), "{err}");
+}
+
+#[test]
+fn check_prints_warnings_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shadow.yaml");
+    let text = format!(
+        "{TEST_POLICY}  - name: never\n    match: {{tenants: [legal]}}\n    action: {{pin: beta-large}}\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    let output = run(triage().arg("check").arg(&path));
+    assert!(output.status.success());
+    assert!(
+        stderr(&output).contains("warning: rule \"never\" can never match"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn explain_prints_decision_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("request.json");
+    std::fs::write(
+        &path,
+        r#"{"request_id": "e-1", "prompt": "hi", "route": "tweet-sentiment"}"#,
+    )
+    .unwrap();
+    let output = run(triage()
+        .args(["explain", "--policy", "tests/fixtures/policy.yaml"])
+        .arg(&path));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let decision: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(decision["request_id"], "e-1");
+    assert_eq!(decision["model"], "beta-small");
+    assert_eq!(decision["receipt"]["path"], "PATH_RULE");
+    assert_eq!(decision["receipt"]["rule"], "sentiment");
+    assert_eq!(decision["receipt"]["task_type"], "TASK_TYPE_CLASSIFICATION");
+}
+
+#[test]
+fn explain_rejects_unknown_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("request.json");
+    std::fs::write(&path, r#"{"prompt": "hi", "tenat": "legal"}"#).unwrap();
+    let output = run(triage().arg("explain").arg(&path));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("unknown field `tenat`"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn route_uses_embedded_policy() {
+    let output = run(triage().args(["route", "--prompt", "What is the capital of France?"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let decision: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert!(decision["model"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        decision["policy_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("default-")
+    );
+    assert!(decision["receipt"]["candidates"].as_array().unwrap().len() >= 12);
+}
+
+#[test]
+fn route_reads_policy_from_environment() {
+    let output = run(triage()
+        .args(["route", "--prompt", "hi", "--tenant", "legal"])
+        .env("TRIAGE_POLICY", "tests/fixtures/policy.yaml"));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let decision: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(decision["model"], "alpha-large");
+}
+
+#[test]
+fn route_rejects_unknown_tier() {
+    let output = run(triage().args(["route", "--prompt", "hi", "--tier", "gold"]));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("gold"), "{}", stderr(&output));
+}
+
+#[test]
+fn serve_help_documents_environment() {
+    let output = run(triage().args(["serve", "--help"]));
+    let help = stdout(&output);
+    for variable in [
+        "TRIAGE_POLICY",
+        "TRIAGE_GRPC_SOCKET",
+        "TRIAGE_GRPC_LISTEN",
+        "TRIAGE_ADMIN_LISTEN",
+        "TRIAGE_DRAIN_SECONDS",
+        "TRIAGE_MAX_PROMPT_BYTES",
+        "TRIAGE_LOG_LEVEL",
+    ] {
+        assert!(
+            help.contains(variable),
+            "--help does not mention {variable}"
+        );
+    }
+}
+
+#[test]
+fn serve_rejects_bad_address_from_environment() {
+    let output = run(triage()
+        .arg("serve")
+        .env("TRIAGE_ADMIN_LISTEN", "localhost:x"));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("TRIAGE_ADMIN_LISTEN"), "{err}");
+    assert!(err.contains("localhost:x"), "{err}");
+}
+
+/// A `triage serve` child process that is killed when dropped.
+struct Server {
+    child: Child,
+    admin: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_server(dir: &Path) -> Server {
+    let admin = format!("127.0.0.1:{}", free_port());
+    let child = triage()
+        .arg("serve")
+        .env("TRIAGE_POLICY", dir.join("policy.yaml"))
+        .env("TRIAGE_GRPC_SOCKET", dir.join("grpc.sock"))
+        .env("TRIAGE_GRPC_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("TRIAGE_ADMIN_LISTEN", &admin)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = Server { child, admin };
+    wait_for_log(&mut server, "ready");
+    server
+}
+
+/// Reads the server's log until a line contains `needle`, for up to 20 s.
+fn wait_for_log(server: &mut Server, needle: &str) -> String {
+    let stderr = server.child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let needle = needle.to_owned();
+    std::thread::spawn(move || {
+        let mut seen = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(&needle) {
+                let _ = tx.send(seen.clone());
+            }
+        }
+        let _ = tx.send(seen);
+    });
+    rx.recv_timeout(Duration::from_secs(20)).unwrap()
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+fn signal(server: &Server, name: &str) {
+    let status = Command::new("kill")
+        .args(["-s", name, &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn sighup_reloads_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), TEST_POLICY).unwrap();
+    let server = spawn_server(dir.path());
+    assert!(http_get(&server.admin, "/policy").contains("\"version\":\"test-1\""));
+
+    signal(&server, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = http_get(&server.admin, "/metrics");
+        if metrics.contains("triage_policy_reloads_total{result=\"success\"} 1")
+            || Instant::now() > deadline
+        {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        metrics.contains("triage_policy_reloads_total{result=\"success\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn sigterm_removes_socket_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), TEST_POLICY).unwrap();
+    let mut server = spawn_server(dir.path());
+    assert!(dir.path().join("grpc.sock").exists());
+    signal(&server, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    assert!(!dir.path().join("grpc.sock").exists());
+}
