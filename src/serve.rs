@@ -163,12 +163,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     };
 
     if let Some(path) = settings.policy.clone() {
-        let (state, stop) = (state.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            if let Err(err) = reload::watch(path, state, stop).await {
-                tracing::error!(error = %err, "policy watch failed; reload with SIGHUP is unavailable too");
-            }
-        });
+        let watch = reload::PolicyWatch::new(path, state.clone()).context("cannot watch the policy file")?;
+        tasks.spawn(watch.run(shutdown.clone()));
     }
 
     grpc::set_serving(&health, true).await;

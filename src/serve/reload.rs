@@ -73,52 +73,58 @@ fn text_hash(text: &str) -> u64 {
     hasher.finish()
 }
 
-/// Watches `path` and reloads on change or SIGHUP until `shutdown`.
-///
-/// The watch is on the file's directory, not the file: Kubernetes updates a
-/// ConfigMap volume by swapping a `..data` symlink, which replaces the file
-/// without writing to it.
-pub async fn watch(
+/// A watch on the policy file and on SIGHUP, set up before the server
+/// reports ready so that an early SIGHUP never meets the default action,
+/// which would end the process.
+pub struct PolicyWatch {
     path: PathBuf,
     state: Arc<State>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // A send fails only once the receiver is gone at shutdown.
-        let _ = events_tx.send(event);
-    })?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    watcher.watch(dir, RecursiveMode::NonRecursive)?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    state.text_changed(
-        std::fs::read_to_string(&path)
-            .map(|t| text_hash(&t))
-            .unwrap_or(0),
-    );
-    tracing::info!(path = %path.display(), "watching policy file for changes");
+    events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    hangup: tokio::signal::unix::Signal,
+    // Dropping the watcher stops the events.
+    _watcher: notify::RecommendedWatcher,
+}
 
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            _ = hangup.recv() => {
-                tracing::info!("SIGHUP received; reloading policy");
-                reload(&path, &state, true);
-            }
-            event = events.recv() => {
-                match event {
-                    Some(Ok(_)) => {}
-                    Some(Err(err)) => tracing::warn!(error = %err, "policy file watch error"),
-                    None => break,
+impl PolicyWatch {
+    /// Starts watching `path`'s directory and SIGHUP.
+    ///
+    /// The watch is on the directory, not the file: Kubernetes updates a
+    /// ConfigMap volume by swapping a `..data` symlink, which replaces the
+    /// file without writing to it.
+    pub fn new(path: PathBuf, state: Arc<State>) -> anyhow::Result<Self> {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // A send fails only once the receiver is gone at shutdown.
+            let _ = events_tx.send(event);
+        })?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+        let hangup = signal(SignalKind::hangup())?;
+        state.text_changed(std::fs::read_to_string(&path).map(|t| text_hash(&t)).unwrap_or(0));
+        tracing::info!(path = %path.display(), "watching policy file for changes");
+        Ok(PolicyWatch { path, state, events, hangup, _watcher: watcher })
+    }
+
+    /// Reloads on change or SIGHUP until `shutdown` is cancelled.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = self.hangup.recv() => {
+                    tracing::info!("SIGHUP received; reloading policy");
+                    reload(&self.path, &self.state, true);
                 }
-                tokio::time::sleep(DEBOUNCE).await;
-                while events.try_recv().is_ok() {}
-                reload(&path, &state, false);
+                event = self.events.recv() => {
+                    match event {
+                        Some(Ok(_)) => {}
+                        Some(Err(err)) => tracing::warn!(error = %err, "policy file watch error"),
+                        None => break,
+                    }
+                    tokio::time::sleep(DEBOUNCE).await;
+                    while self.events.try_recv().is_ok() {}
+                    reload(&self.path, &self.state, false);
+                }
             }
         }
     }
-    Ok(())
 }
