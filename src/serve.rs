@@ -163,7 +163,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     };
 
     if let Some(path) = settings.policy.clone() {
-        let watch = reload::PolicyWatch::new(path, state.clone()).context("cannot watch the policy file")?;
+        let watch = reload::PolicyWatch::new(path, state.clone())
+            .context("cannot watch the policy file")?;
         tasks.spawn(watch.run(shutdown.clone()));
     }
 

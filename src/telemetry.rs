@@ -1,6 +1,7 @@
 //! Metrics and logs. Every metric is declared here once, with its unit and
-//! help text; label values come only from the policy (paths, models, rules),
-//! never from request content, so cardinality stays bounded.
+//! help text. Label values come only from the policy (models, rules, versions)
+//! or from fixed sets, never from request content, so cardinality stays
+//! bounded.
 
 use std::sync::OnceLock;
 

@@ -76,8 +76,8 @@ pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
     })
 }
 
-/// The parser's message without its own position suffix, which the
-/// diagnostic already carries.
+/// Returns the first line of the parser's message, because the diagnostic
+/// carries the position.
 fn parse_message(err: &serde_saphyr::Error) -> String {
     let text = err.to_string();
     let first_line = text.lines().next().unwrap_or("invalid YAML");
@@ -488,7 +488,7 @@ impl Compiler<'_> {
     }
 }
 
-/// The models a rule's provider and candidate limits leave.
+/// Returns the models that a rule's provider and candidate limits allow.
 fn allowed_models(action: &Action, models: &[Model]) -> ModelSet {
     let mut set = action.candidates.unwrap_or(ModelSet::first(models.len()));
     if let Some(providers) = action.providers {

@@ -1,6 +1,7 @@
 //! Hot reload of the policy file, on file change and on SIGHUP. A new policy
-//! is compiled beside the serving one and swapped in only when it compiles;
-//! otherwise its errors are logged and counted and the old one keeps serving.
+//! is compiled beside the serving one and swapped in only when it compiles.
+//! When it fails, its errors are logged and counted, and the old one keeps
+//! serving.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use crate::telemetry;
 /// one write or one ConfigMap symlink swap cause one reload.
 const DEBOUNCE: Duration = Duration::from_millis(100);
 
-/// What a reload attempt did.
+/// The result of one reload attempt.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReloadOutcome {
     Swapped { version: String },
@@ -93,16 +94,30 @@ impl PolicyWatch {
     /// file without writing to it.
     pub fn new(path: PathBuf, state: Arc<State>) -> anyhow::Result<Self> {
         let (events_tx, events) = mpsc::unbounded_channel();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            // A send fails only once the receiver is gone at shutdown.
-            let _ = events_tx.send(event);
-        })?;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                // A send fails only once the receiver is gone at shutdown.
+                let _ = events_tx.send(event);
+            })?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
         let hangup = signal(SignalKind::hangup())?;
-        state.text_changed(std::fs::read_to_string(&path).map(|t| text_hash(&t)).unwrap_or(0));
+        state.text_changed(
+            std::fs::read_to_string(&path)
+                .map(|t| text_hash(&t))
+                .unwrap_or(0),
+        );
         tracing::info!(path = %path.display(), "watching policy file for changes");
-        Ok(PolicyWatch { path, state, events, hangup, _watcher: watcher })
+        Ok(PolicyWatch {
+            path,
+            state,
+            events,
+            hangup,
+            _watcher: watcher,
+        })
     }
 
     /// Reloads on change or SIGHUP until `shutdown` is cancelled.

@@ -52,7 +52,7 @@ impl State {
         Arc::new(state)
     }
 
-    /// The serving policy. Loading it takes no lock.
+    /// Returns the serving policy without taking a lock.
     pub fn policy(&self) -> arc_swap::Guard<Arc<Loaded>> {
         self.policy.load()
     }
@@ -90,7 +90,7 @@ impl State {
     }
 
     /// Decides one request and records its metrics. A panic inside the
-    /// pipeline is caught and answered with the policy's safe default.
+    /// pipeline is caught, and the policy's safe default model is returned.
     pub fn decide(&self, request: &DecideRequest) -> Result<Decision, DecideError> {
         let loaded = self.policy();
         let context = Context {
@@ -108,7 +108,7 @@ impl State {
                 Err(err)
             }
             Err(_) => {
-                tracing::error!(request_id = %request.request_id, "decision pipeline panicked; answering with the safe default model");
+                tracing::error!(request_id = %request.request_id, "decision pipeline panicked; returning the safe default model");
                 metrics::counter!(telemetry::DEGRADED).increment(1);
                 let decision = decide::degraded(
                     &loaded.policy,

@@ -99,7 +99,7 @@ fn remove_socket(path: &Path) {
     }
 }
 
-/// The default directory for socket files: `$XDG_RUNTIME_DIR/triage` when
+/// Returns the default directory for socket files: `$XDG_RUNTIME_DIR/triage` when
 /// that is set, else `triage-UID` under the system temporary directory, so
 /// the first run needs no root.
 pub fn default_socket_dir() -> PathBuf {
