@@ -80,8 +80,15 @@ pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
 /// carries the position.
 fn parse_message(err: &serde_saphyr::Error) -> String {
     let text = err.to_string();
-    let first_line = text.lines().next().unwrap_or("invalid YAML");
-    first_line.to_owned()
+    let mut message = text.lines().next().unwrap_or("invalid YAML");
+    message = message.strip_prefix("error: ").unwrap_or(message);
+    // serde-saphyr 2.2 starts located messages with "line N column M: ".
+    if let Some(rest) = message.strip_prefix("line ")
+        && let Some((_, after)) = rest.split_once(": ")
+    {
+        message = after;
+    }
+    message.to_owned()
 }
 
 fn index_names<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<String, u8> {

@@ -47,6 +47,9 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
+        if self.line == 0 {
+            return write!(f, "{}: {label}: {}", self.file, self.message);
+        }
         write!(
             f,
             "{}:{}:{}: {label}: {}",
