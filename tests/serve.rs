@@ -354,6 +354,52 @@ async fn valid_reload_swaps_policy() {
     assert_eq!(decision.policy_version, "test-2");
 }
 
+/// Lays out `dir` the way the kubelet mounts a ConfigMap volume:
+/// `policy.yaml -> ..data/policy.yaml` and `..data -> ..VERSION`.
+fn write_configmap(dir: &Path, version: &str, text: &str) {
+    let versioned = dir.join(format!("..{version}"));
+    std::fs::create_dir_all(&versioned).unwrap();
+    std::fs::write(versioned.join("policy.yaml"), text).unwrap();
+    let staging = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(format!("..{version}"), &staging).unwrap();
+    std::fs::rename(&staging, dir.join("..data")).unwrap();
+    let link = dir.join("policy.yaml");
+    if std::fs::symlink_metadata(&link).is_err() {
+        std::os::unix::fs::symlink("..data/policy.yaml", &link).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn configmap_symlink_swap_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    write_configmap(dir.path(), "v1", TEST_POLICY);
+    let settings = Settings {
+        policy: Some(dir.path().join("policy.yaml")),
+        grpc_socket: None,
+        grpc_listen: Some("127.0.0.1:0".parse().unwrap()),
+        admin_listen: None,
+        drain: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+        max_in_flight: 64,
+        limits: Limits::default(),
+    };
+    let running = serve::start(settings).await.unwrap();
+    let addr = running.grpc_addr.unwrap();
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = RouterClient::new(channel);
+    assert_eq!(policy_version(&mut client).await, "test-1");
+
+    let swapped = TEST_POLICY.replace("version: \"test-1\"", "version: \"from-configmap\"");
+    write_configmap(dir.path(), "v2", &swapped);
+    wait_for_version(&mut client, "from-configmap").await;
+    running.shutdown();
+    running.wait().await;
+}
+
 #[tokio::test]
 async fn invalid_reload_keeps_old_policy() {
     let harness = start().await;

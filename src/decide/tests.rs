@@ -424,3 +424,95 @@ fn receipt_lists_every_candidate() {
     assert_eq!(chosen.dropped(), DropReason::None);
     assert!(receipt.decide_nanos > 0);
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn any_request() -> impl Strategy<Value = DecideRequest> {
+        let names = prop::sample::select(vec![
+            "",
+            "legal",
+            "clinic",
+            "alpha",
+            "beta",
+            "delta",
+            "alpha-large",
+            "delta-tiny",
+            "tweet-sentiment",
+            "x",
+        ]);
+        (
+            (names.clone(), names.clone(), names.clone(), ".{0,64}"),
+            (-2i32..14, -2i32..6, 0u32..400, 0u32..40_000),
+            (
+                prop::collection::vec(names.clone(), 0..3),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            ),
+            (
+                0u32..300_000,
+                prop::collection::hash_map(names.clone(), names, 0..3),
+            ),
+        )
+            .prop_map(|(strings, numbers, flags, more)| {
+                let (tenant, route, pinned, prompt) = strings;
+                let (task, tier, budget, output) = numbers;
+                let (providers, tools, vision, json) = flags;
+                let (context, labels) = more;
+                DecideRequest {
+                    tenant: tenant.into(),
+                    route: route.into(),
+                    pinned_model: pinned.into(),
+                    prompt,
+                    task_type: task,
+                    quality_tier: tier,
+                    latency_budget_ms: budget,
+                    max_output_tokens: output,
+                    allowed_providers: providers.into_iter().map(String::from).collect(),
+                    required: Some(Requirements {
+                        tools,
+                        vision,
+                        json_output: json,
+                        min_context_tokens: context,
+                    }),
+                    labels: labels
+                        .into_iter()
+                        .map(|(k, v)| (k.into(), v.into()))
+                        .collect(),
+                    ..DecideRequest::default()
+                }
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn decide_never_panics_and_honours_providers(req in any_request()) {
+            let policy = policy();
+            match run(&policy, &req) {
+                Ok(decision) => {
+                    prop_assert!(policy.model_id(&decision.model).is_some());
+                    if !req.allowed_providers.is_empty() {
+                        prop_assert!(req.allowed_providers.contains(&decision.provider));
+                        for fallback in &decision.fallbacks {
+                            prop_assert!(req.allowed_providers.contains(&fallback.provider));
+                        }
+                    }
+                    prop_assert!(decision.fallbacks.len() <= policy.defaults.max_fallbacks);
+                    prop_assert!(decision.fallbacks.iter().all(|f| f.model != decision.model));
+                }
+                Err(err) => prop_assert!(!err.field().is_empty()),
+            }
+        }
+
+        #[test]
+        fn same_request_same_model(req in any_request()) {
+            let policy = policy();
+            let first = run(&policy, &req).map(|d| (d.model, d.fallbacks));
+            let second = run(&policy, &req).map(|d| (d.model, d.fallbacks));
+            prop_assert_eq!(first, second);
+        }
+    }
+}

@@ -194,3 +194,29 @@ fn unreadable_file_is_error() {
     let errors = Policy::load(std::path::Path::new("/nonexistent/policy.yaml")).unwrap_err();
     assert!(errors[0].message.contains("cannot read policy file"));
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn compile_never_panics_on_edited_policy(
+            position in 0..TEST_POLICY.len(),
+            length in 0usize..40,
+            insert in ".{0,12}",
+        ) {
+            let mut text = TEST_POLICY.as_bytes().to_vec();
+            let end = (position + length).min(text.len());
+            text.splice(position..end, insert.bytes());
+            let text = String::from_utf8_lossy(&text);
+            let _ = Policy::compile("fuzz.yaml", &text);
+        }
+
+        #[test]
+        fn compile_never_panics_on_any_text(text in "\\PC{0,200}") {
+            let _ = Policy::compile("fuzz.yaml", &text);
+        }
+    }
+}
