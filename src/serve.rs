@@ -7,7 +7,9 @@
 //! the socket files.
 
 pub mod admin;
+pub mod authority;
 pub mod grpc;
+mod incoming;
 pub mod reload;
 pub mod state;
 pub mod uds;
@@ -20,11 +22,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::decide::Limits;
 use crate::policy::Policy;
+use authority::AuthorityFix;
 pub use state::State;
 
 /// Everything `triage serve` needs, validated by the command line.
@@ -118,8 +122,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             let server = grpc_server(&settings).add_routes(routes.clone());
             let stop = shutdown.clone().cancelled_owned();
             tasks.spawn(async move {
-                let incoming = UnixListenerStream::new(listener);
-                if let Err(err) = server.serve_with_incoming_shutdown(incoming, stop).await {
+                let accepted =
+                    UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityFix::new));
+                let connections = incoming::pause_on_error(accepted, "grpc_uds");
+                if let Err(err) = server.serve_with_incoming_shutdown(connections, stop).await {
                     tracing::error!(error = %err, "gRPC Unix socket server failed");
                 }
                 drop(file);
@@ -139,8 +145,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             let server = grpc_server(&settings).add_routes(routes.clone());
             let stop = shutdown.clone().cancelled_owned();
             tasks.spawn(async move {
-                let incoming = TcpListenerStream::new(listener);
-                if let Err(err) = server.serve_with_incoming_shutdown(incoming, stop).await {
+                let connections =
+                    incoming::pause_on_error(TcpListenerStream::new(listener), "grpc_tcp");
+                if let Err(err) = server.serve_with_incoming_shutdown(connections, stop).await {
                     tracing::error!(error = %err, "gRPC TCP server failed");
                 }
             });

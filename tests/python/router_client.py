@@ -26,9 +26,9 @@ from grpc_tools import protoc
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # grpcio puts the socket path of a unix: target in the HTTP/2 :authority
-# header, which the server's HTTP/2 library rejects as malformed. Setting
-# the authority to a host name is the documented client option.
-UDS_OPTIONS = [("grpc.default_authority", "localhost")]
+# header. The server repairs it, so plain unix: targets work; the option
+# below, which sets a host name instead, must keep working too.
+UDS_AUTHORITY_OPTIONS = [("grpc.default_authority", "localhost")]
 
 
 def load_stubs():
@@ -67,7 +67,8 @@ class Tally:
 
 def channels(args):
     return [
-        ("uds", grpc.insecure_channel(f"unix://{args.uds}", options=UDS_OPTIONS)),
+        ("uds", grpc.insecure_channel(f"unix://{args.uds}")),
+        ("uds-authority", grpc.insecure_channel(f"unix://{args.uds}", options=UDS_AUTHORITY_OPTIONS)),
         ("tcp", grpc.insecure_channel(args.tcp)),
     ]
 
@@ -137,7 +138,7 @@ def prompts(args):
                 tally.check(False, f"{label}: {err.code()} {err.details()}")
                 continue
             check_decision(tally, pb, decision, label)
-    print(f"sent {len(texts)} prompts over each of uds and tcp", file=sys.stderr)
+    print(f"sent {len(texts)} prompts over each of uds, uds-authority and tcp", file=sys.stderr)
     return tally.finish()
 
 
