@@ -35,6 +35,42 @@ pub struct Defaults {
     pub max_fallbacks: usize,
     /// Quality bar per tier: high, standard, economy.
     pub quality_bars: QualityBars,
+    pub classifier: ClassifierPolicy,
+}
+
+/// How classifier output sets the quality bar.
+#[derive(Debug, Clone)]
+pub struct ClassifierPolicy {
+    /// (difficulty, bar) points with difficulty strictly rising, at least two.
+    pub difficulty_curve: Vec<(f64, f64)>,
+    /// A task confidence below this routes conservatively.
+    pub min_confidence: f64,
+    /// The lowest bar used when confidence is below `min_confidence`.
+    pub low_confidence_bar: f64,
+}
+
+impl ClassifierPolicy {
+    /// The quality bar for a difficulty, interpolated on the curve and held
+    /// flat beyond its ends.
+    pub fn bar_for(&self, difficulty: f64) -> f64 {
+        let curve = &self.difficulty_curve;
+        let (Some(first), Some(last)) = (curve.first(), curve.last()) else {
+            return 0.0;
+        };
+        if difficulty <= first.0 {
+            return first.1;
+        }
+        if difficulty >= last.0 {
+            return last.1;
+        }
+        for pair in curve.windows(2) {
+            let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
+            if difficulty <= x1 {
+                return y0 + (y1 - y0) * (difficulty - x0) / (x1 - x0);
+            }
+        }
+        last.1
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -7,8 +7,10 @@ use serde_saphyr::Spanned;
 
 use super::diagnostic::Diagnostic;
 use super::rules::{Action, Conditions, MAX_RULES, Rule, RuleTable};
-use super::schema::{ActionSpec, DefaultsSpec, ModelSpec, PolicyFile, QualitySpec, RuleSpec};
-use super::{Defaults, Policy, QualityBars};
+use super::schema::{
+    ActionSpec, ClassifierSpec, DefaultsSpec, ModelSpec, PolicyFile, QualitySpec, RuleSpec,
+};
+use super::{ClassifierPolicy, Defaults, Policy, QualityBars};
 use crate::catalog::{
     Capabilities, MAX_MODELS, MAX_PROVIDERS, Model, ModelId, ModelSet, Provider, ProviderId,
     ProviderSet,
@@ -20,6 +22,9 @@ const DEFAULT_LATENCY_BYPASS_MS: u32 = 150;
 const DEFAULT_OUTPUT_TOKENS: u32 = 512;
 const DEFAULT_MAX_FALLBACKS: u32 = 3;
 const MAX_FALLBACKS: u32 = 16;
+/// The bar rises with difficulty: easy prompts accept mid-priced models,
+/// hard ones need the strongest.
+const DEFAULT_CURVE: [(f64, f64); 3] = [(0.0, 0.6), (0.5, 0.75), (1.0, 0.9)];
 const DEFAULT_BARS: QualityBars = QualityBars {
     high: 0.85,
     standard: 0.7,
@@ -46,7 +51,7 @@ pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
         providers: &provider_ids,
         model_list: &models,
     };
-    let defaults = compiler.defaults(&file.defaults, &names);
+    let defaults = compiler.defaults(&file.defaults, file.classifier.as_ref(), &names);
     let rules = compiler.rules(&file.rules, &names);
 
     // `defaults` is None only when it recorded an error.
@@ -275,7 +280,13 @@ impl Compiler<'_> {
         scores
     }
 
-    fn defaults(&mut self, spec: &DefaultsSpec, names: &Names<'_>) -> Option<Defaults> {
+    fn defaults(
+        &mut self,
+        spec: &DefaultsSpec,
+        classifier: Option<&ClassifierSpec>,
+        names: &Names<'_>,
+    ) -> Option<Defaults> {
+        let classifier = self.classifier(classifier);
         let model = self.model_ref(&spec.model, names);
         let max_fallbacks = spec
             .max_fallbacks
@@ -314,7 +325,53 @@ impl Compiler<'_> {
                 .map_or(DEFAULT_OUTPUT_TOKENS, |v| v.value),
             max_fallbacks: max_fallbacks.min(MAX_FALLBACKS) as usize,
             quality_bars,
+            classifier,
         })
+    }
+
+    fn classifier(&mut self, spec: Option<&ClassifierSpec>) -> ClassifierPolicy {
+        let curve = match spec.and_then(|s| s.difficulty_curve.as_ref()) {
+            Some(curve) => self.curve(curve),
+            None => DEFAULT_CURVE.to_vec(),
+        };
+        let fraction =
+            |compiler: &mut Self, value: Option<&Spanned<f64>>, default: f64, what: &str| {
+                value.map_or(default, |v| compiler.check_fraction(v, what))
+            };
+        ClassifierPolicy {
+            difficulty_curve: curve,
+            min_confidence: fraction(
+                self,
+                spec.and_then(|s| s.min_confidence.as_ref()),
+                0.5,
+                "min_confidence",
+            ),
+            low_confidence_bar: fraction(
+                self,
+                spec.and_then(|s| s.low_confidence_bar.as_ref()),
+                DEFAULT_BARS.high,
+                "low_confidence_bar",
+            ),
+        }
+    }
+
+    fn curve(&mut self, spec: &Spanned<Vec<[f64; 2]>>) -> Vec<(f64, f64)> {
+        let points: Vec<(f64, f64)> = spec.value.iter().map(|[x, y]| (*x, *y)).collect();
+        let in_range = |v: f64| (0.0..=1.0).contains(&v);
+        if points.len() < 2 {
+            self.error(
+                spec,
+                "difficulty_curve needs at least two [difficulty, bar] points",
+            );
+        } else if !points.iter().all(|(x, y)| in_range(*x) && in_range(*y)) {
+            self.error(spec, "difficulty_curve values must be from 0 to 1");
+        } else if !points.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+            self.error(
+                spec,
+                "difficulty_curve difficulties must rise strictly from one point to the next",
+            );
+        }
+        points
     }
 
     fn model_ref(&mut self, name: &Spanned<String>, names: &Names<'_>) -> Option<ModelId> {

@@ -18,6 +18,20 @@ pub struct PolicyFile {
     pub defaults: DefaultsSpec,
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
+    #[serde(default)]
+    pub classifier: Option<ClassifierSpec>,
+}
+
+/// How classifier output becomes a quality bar.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierSpec {
+    /// Points (difficulty, quality bar), both from 0 to 1, with difficulty
+    /// rising; the bar between points is interpolated linearly.
+    pub difficulty_curve: Option<Spanned<Vec<[f64; 2]>>>,
+    /// A task confidence below this raises the bar to `low_confidence_bar`.
+    pub min_confidence: Option<Spanned<f64>>,
+    pub low_confidence_bar: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

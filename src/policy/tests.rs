@@ -220,3 +220,46 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn difficulty_curve_interpolates() {
+    let text = format!("{TEST_POLICY}classifier:\n  difficulty_curve: [[0.2, 0.5], [0.6, 0.9]]\n");
+    let policy = Policy::compile("p.yaml", &text).unwrap();
+    let curve = &policy.defaults.classifier;
+    assert_eq!(curve.bar_for(0.0), 0.5);
+    assert!((curve.bar_for(0.4) - 0.7).abs() < 1e-9);
+    assert_eq!(curve.bar_for(1.0), 0.9);
+}
+
+#[test]
+fn default_curve_rises_with_difficulty() {
+    let policy = Policy::compile("p.yaml", TEST_POLICY).unwrap();
+    let curve = &policy.defaults.classifier;
+    assert!(curve.bar_for(0.1) < curve.bar_for(0.5));
+    assert!(curve.bar_for(0.5) < curve.bar_for(0.9));
+    assert_eq!(curve.min_confidence, 0.5);
+}
+
+#[test]
+fn difficulty_curve_must_rise() {
+    let text = format!("{TEST_POLICY}classifier:\n  difficulty_curve: [[0.5, 0.5], [0.5, 0.9]]\n");
+    let errors = errors(&text);
+    assert!(errors[0].message.contains("rise strictly"), "{}", errors[0]);
+    assert_eq!(errors[0].line, line_of(&text, "difficulty_curve"));
+}
+
+#[test]
+fn difficulty_curve_needs_two_points() {
+    let text = format!("{TEST_POLICY}classifier:\n  difficulty_curve: [[0.5, 0.5]]\n");
+    assert!(errors(&text)[0].message.contains("at least two"));
+}
+
+#[test]
+fn classifier_thresholds_are_fractions() {
+    let text = format!("{TEST_POLICY}classifier:\n  min_confidence: 2\n");
+    assert!(
+        errors(&text)[0]
+            .message
+            .contains("min_confidence 2 is out of range")
+    );
+}
