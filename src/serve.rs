@@ -48,6 +48,24 @@ pub struct Settings {
     pub limits: Limits,
 }
 
+impl Settings {
+    /// The effective settings as JSON, for the log at start and `/config`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let addr = |a: &Option<SocketAddr>| a.map(|a| a.to_string());
+        serde_json::json!({
+            "policy": path(&self.policy),
+            "grpc_socket": path(&self.grpc_socket),
+            "grpc_listen": addr(&self.grpc_listen),
+            "admin_listen": addr(&self.admin_listen),
+            "drain_seconds": self.drain.as_secs_f64(),
+            "request_timeout_ms": self.request_timeout.as_millis() as u64,
+            "max_in_flight": self.max_in_flight,
+            "max_prompt_bytes": self.limits.max_prompt_bytes,
+        })
+    }
+}
+
 /// A started server. Dropping it does not stop it: call [`Running::shutdown`]
 /// and then [`Running::wait`].
 pub struct Running {
@@ -163,7 +181,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 .with_context(|| format!("cannot bind admin address {addr}"))?;
             let bound = listener.local_addr()?;
             tracing::info!(addr = %bound, "admin HTTP listening");
-            tasks.spawn(admin::serve(listener, state.clone(), shutdown.clone()));
+            let config = Arc::new(settings.to_json());
+            tasks.spawn(admin::serve(
+                listener,
+                state.clone(),
+                config,
+                shutdown.clone(),
+            ));
             Some(bound)
         }
         None => None,

@@ -279,6 +279,16 @@ async fn admin_endpoints_answer() {
     assert_eq!(policy["version"], "test-1");
     assert_eq!(policy["models"].as_array().unwrap().len(), 6);
     assert_eq!(policy["rules"][0], "legal-best");
+    let (status, body) = admin_get(&harness, "/config").await;
+    assert_eq!(status, 200);
+    let config: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(config["max_in_flight"], 64);
+    assert!(
+        config["grpc_socket"]
+            .as_str()
+            .unwrap()
+            .ends_with("grpc.sock")
+    );
 }
 
 /// A series with its labels, and its value.

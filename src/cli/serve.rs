@@ -154,7 +154,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         version = env!("CARGO_PKG_VERSION"),
         pod = %pod,
         namespace = %namespace,
-        settings = ?settings,
+        settings = %settings.to_json(),
         "starting triage"
     );
 

@@ -1,4 +1,5 @@
-//! The admin HTTP listener: /metrics, /healthz, /readyz and /policy. It runs
+//! The admin HTTP listener: /metrics, /healthz, /readyz, /policy and
+//! /config. It runs
 //! on its own task, apart from the decision path, so a scrape never waits
 //! behind decisions.
 
@@ -19,7 +20,12 @@ use crate::catalog::ModelId;
 use crate::telemetry;
 
 /// Serves admin requests on `listener` until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, state: Arc<State>, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    config: Arc<serde_json::Value>,
+    shutdown: CancellationToken,
+) {
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -35,11 +41,13 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, shutdown: Cancellat
             }
         };
         let state = state.clone();
+        let config = config.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, &request)) }
+                let config = config.clone();
+                async move { Ok::<_, Infallible>(route(&state, &config, &request)) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -59,7 +67,11 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, shutdown: Cancellat
     tracing::info!("admin listener stopped");
 }
 
-fn route(state: &State, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn route(
+    state: &State,
+    config: &serde_json::Value,
+    request: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
     }
@@ -78,9 +90,10 @@ fn route(state: &State, request: &Request<Incoming>) -> Response<Full<Bytes>> {
         "/readyz" if state.is_ready() => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         "/policy" => json(policy_json(state)),
+        "/config" => json(config.clone()),
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try /metrics, /healthz, /readyz or /policy\n",
+            "not found; try /metrics, /healthz, /readyz, /policy or /config\n",
         ),
     }
 }
