@@ -24,6 +24,10 @@ struct Harness {
 }
 
 async fn start() -> Harness {
+    start_with(64).await
+}
+
+async fn start_with(max_in_flight: usize) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let policy_path = dir.path().join("policy.yaml");
     std::fs::write(&policy_path, TEST_POLICY).unwrap();
@@ -34,7 +38,7 @@ async fn start() -> Harness {
         admin_listen: Some("127.0.0.1:0".parse().unwrap()),
         drain: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
-        max_in_flight: 64,
+        max_in_flight,
         limits: Limits::default(),
     };
     let running = serve::start(settings).await.unwrap();
@@ -188,6 +192,16 @@ async fn bad_requests_get_named_status() {
     req.allowed_providers = vec!["alpha".into()];
     let status = client.decide(req).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn calls_over_limit_are_shed() {
+    // With no call allowed in flight, every call is shed at once rather
+    // than queued.
+    let harness = start_with(0).await;
+    let mut client = RouterClient::new(tcp_channel(&harness).await);
+    let status = client.decide(request("hi")).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
 }
 
 #[tokio::test]

@@ -61,7 +61,7 @@ pub struct ServeArgs {
     request_timeout_ms: u64,
 
     /// gRPC calls in flight at once across all connections; calls beyond it
-    /// are rejected with UNAVAILABLE instead of queueing.
+    /// are rejected with RESOURCE_EXHAUSTED instead of queueing.
     #[arg(
         long,
         env = "TRIAGE_MAX_IN_FLIGHT",
