@@ -13,9 +13,15 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Inject the triage sidecar into pods: the admission webhook, or an
+    /// offline pass over Kubernetes YAML with --manifest.
+    Inject(crate::inject::InjectArgs),
+}
 
 /// Runs one command and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    match cli.command {}
+    match cli.command {
+        Command::Inject(args) => crate::inject::run(args),
+    }
 }

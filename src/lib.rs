@@ -2,5 +2,6 @@
 //! go to. See ARCHITECTURE.md for the data flow.
 
 pub mod cli;
+pub mod inject;
 pub mod proto;
 pub mod task;
