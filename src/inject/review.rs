@@ -7,6 +7,8 @@
 //! a message that names the annotation, because the owner asked for a
 //! setting the injector cannot honour.
 
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::response::Status;
@@ -23,20 +25,67 @@ pub enum Outcome {
     Ignored(String),
 }
 
-/// Answers the AdmissionReview in `body` and returns the response review
-/// as JSON, with the outcome.
-pub fn respond(body: &[u8], config: &InjectConfig, scope: Scope) -> (Vec<u8>, Outcome) {
-    let (response, outcome) = match parse_request(body) {
-        Ok(request) => answer(&request, config, scope),
-        Err((uid, reason)) => allow_unchanged(invalid_review(uid), reason),
+/// The response to one review and what it was about.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// The response AdmissionReview as JSON.
+    pub json: Vec<u8>,
+    pub outcome: Outcome,
+    /// The request's uid, empty when it could not be read.
+    pub uid: String,
+    /// The pod's namespace and name (or generateName), for logs.
+    pub pod: String,
+}
+
+/// Answers the AdmissionReview in `body`.
+pub fn respond(body: &[u8], config: &InjectConfig, scope: Scope) -> Answer {
+    let (response, outcome, pod) = match parse_request(body) {
+        Ok(request) => {
+            let (response, outcome) = answer(&request, config, scope);
+            (response, outcome, describe_pod(&request))
+        }
+        Err((uid, reason)) => {
+            let (response, outcome) = allow_unchanged(invalid_review(uid), reason);
+            (response, outcome, String::new())
+        }
     };
-    let json = serde_json::to_vec(&response.into_review()).unwrap_or_else(|err| {
+    let uid = response.uid.clone();
+    let json = encode_review(response).unwrap_or_else(|err| {
         // Serializing these plain types cannot fail; answer with the
         // smallest valid review if it ever does.
         tracing::error!(error = %err, "failed to encode an admission response");
         br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"","allowed":true}}"#.to_vec()
     });
-    (json, outcome)
+    Answer {
+        json,
+        outcome,
+        uid,
+        pod,
+    }
+}
+
+/// Encodes the response review, writing `response.patch` as base64.
+///
+/// The admission.k8s.io/v1 API defines `patch` as bytes, which JSON carries
+/// as a base64 string, but kube-core 5.0 serializes its `Vec<u8>` as an
+/// array of numbers.
+fn encode_review(response: AdmissionResponse) -> Result<Vec<u8>, serde_json::Error> {
+    let mut review = serde_json::to_value(response.into_review())?;
+    if let Some(patch) = review.pointer_mut("/response/patch") {
+        let bytes: Vec<u8> = serde_json::from_value(patch.take())?;
+        *patch = Value::String(BASE64_STANDARD.encode(bytes));
+    }
+    serde_json::to_vec(&review)
+}
+
+fn describe_pod(request: &AdmissionRequest<DynamicObject>) -> String {
+    let namespace = request.namespace.as_deref().unwrap_or_default();
+    let meta = request.object.as_ref().map(|object| &object.metadata);
+    let name = meta.and_then(|meta| meta.name.clone().or_else(|| meta.generate_name.clone()));
+    format!(
+        "{namespace}/{}",
+        name.unwrap_or_else(|| request.name.clone())
+    )
 }
 
 /// Parses the review. On failure, returns the request's uid, when it can be
@@ -144,7 +193,10 @@ fn allow_unchanged(
     reason: String,
 ) -> (AdmissionResponse, Outcome) {
     response.allowed = true;
-    response.result.message = reason.clone();
+    response.result = Status {
+        message: reason.clone(),
+        ..Status::default()
+    };
     response.warnings = Some(vec![format!("triage sidecar not injected: {reason}")]);
     (response, Outcome::Ignored(reason))
 }

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::inject::patch::{InjectConfig, Scope};
-use crate::inject::review::{self, Outcome};
+use crate::inject::review::{self, Answer, Outcome};
 
 /// The largest request body accepted. The API server limits objects to
 /// about 1.5 MiB in etcd, and a review carries the object once on CREATE.
@@ -93,16 +93,21 @@ async fn handle_connection(
     config: Arc<InjectConfig>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(err)) => {
-            tracing::warn!(%peer, error = %err, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::warn!(%peer, "TLS handshake timed out");
-            return;
-        }
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream));
+    let stream = tokio::select! {
+        result = handshake => match result {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                tracing::warn!(%peer, error = %err, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+        // No request has started yet, so there is nothing to drain.
+        () = wait_for_stop(&mut stop) => return,
     };
 
     let service = service_fn(move |request| {
@@ -157,10 +162,10 @@ async fn route(request: Request<Incoming>, config: &InjectConfig) -> Response<Fu
     };
 
     let started = std::time::Instant::now();
-    let (json, outcome) = review::respond(&body, config, scope);
-    log_outcome(&outcome, scope, started.elapsed());
+    let answer = review::respond(&body, config, scope);
+    log_answer(&answer, scope, started.elapsed());
 
-    let mut response = Response::new(Full::new(Bytes::from(json)));
+    let mut response = Response::new(Full::new(Bytes::from(answer.json)));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
@@ -168,16 +173,20 @@ async fn route(request: Request<Incoming>, config: &InjectConfig) -> Response<Fu
     response
 }
 
-fn log_outcome(outcome: &Outcome, scope: Scope, elapsed: Duration) {
-    let micros = elapsed.as_micros();
-    match outcome {
-        Outcome::Injected => tracing::info!(?scope, micros, "injected the triage sidecar"),
-        Outcome::Skipped(reason) => {
-            tracing::debug!(?scope, micros, %reason, "left the pod as it is")
+fn log_answer(answer: &Answer, scope: Scope, elapsed: Duration) {
+    let (uid, pod, micros) = (&answer.uid, &answer.pod, elapsed.as_micros());
+    match &answer.outcome {
+        Outcome::Injected => {
+            tracing::info!(uid, pod, ?scope, micros, "injected the triage sidecar");
         }
-        Outcome::Rejected(reason) => tracing::info!(?scope, micros, %reason, "rejected the pod"),
+        Outcome::Skipped(reason) => {
+            tracing::debug!(uid, pod, ?scope, micros, %reason, "left the pod as it is");
+        }
+        Outcome::Rejected(reason) => {
+            tracing::info!(uid, pod, ?scope, micros, %reason, "rejected the pod");
+        }
         Outcome::Ignored(reason) => {
-            tracing::warn!(?scope, micros, %reason, "allowed a request it could not handle")
+            tracing::warn!(uid, pod, ?scope, micros, %reason, "allowed a request it could not handle");
         }
     }
 }
