@@ -193,9 +193,13 @@ fn decode_patch(mut review: Value) -> Value {
     review
 }
 
-fn check_golden(case: &str, path: &str, actual: &Value) {
+fn check_golden(case: &str, review: &str, path: &str, actual: &Value) {
     let expected_path = fixture(&format!("{case}.expected.json"));
-    let actual = serde_json::json!({ "webhookPath": path, "review": actual });
+    let actual = serde_json::json!({
+        "request": format!("{review}.review.json"),
+        "webhookPath": path,
+        "review": actual,
+    });
     if std::env::var_os("TRIAGE_UPDATE_GOLDEN").is_some() {
         let text = serde_json::to_string_pretty(&actual).unwrap() + "\n";
         std::fs::write(&expected_path, text).unwrap();
@@ -216,8 +220,8 @@ fn check_golden(case: &str, path: &str, actual: &Value) {
 #[tokio::test]
 async fn golden_reviews_match() {
     let webhook = start_webhook().await;
-    for (case, review, path) in CASES {
-        let body = std::fs::read(fixture(&format!("{review}.review.json"))).unwrap();
+    for (case, review_name, path) in CASES {
+        let body = std::fs::read(fixture(&format!("{review_name}.review.json"))).unwrap();
         let response = webhook.request("POST", path, &body).await;
         assert_eq!(response.status, 200, "{case}");
         assert!(
@@ -227,7 +231,7 @@ async fn golden_reviews_match() {
         );
 
         let review: Value = serde_json::from_slice(&response.body).unwrap();
-        check_golden(case, path, &decode_patch(review));
+        check_golden(case, review_name, path, &decode_patch(review));
     }
     webhook.stop().await;
 }
