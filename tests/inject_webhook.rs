@@ -49,13 +49,20 @@ struct TestPki {
     key_path: PathBuf,
 }
 
-fn make_pki() -> TestPki {
+/// A CA and a server certificate it signed, as PEM.
+struct IssuedPair {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+fn issue_pair(ca_name: &str) -> IssuedPair {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
         .distinguished_name
-        .push(DnType::CommonName, "triage test CA");
+        .push(DnType::CommonName, ca_name);
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
 
@@ -66,14 +73,22 @@ fn make_pki() -> TestPki {
         SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
     ];
     let cert = params.signed_by(&key, &issuer).unwrap();
+    IssuedPair {
+        ca_pem: ca_cert.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
 
+fn makepki() -> TestPki {
+    let pair = issue_pair("triage test CA");
     let dir = tempfile::tempdir().unwrap();
     let cert_path = dir.path().join("tls.crt");
     let key_path = dir.path().join("tls.key");
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    std::fs::write(&cert_path, &pair.cert_pem).unwrap();
+    std::fs::write(&key_path, &pair.key_pem).unwrap();
     TestPki {
-        ca_pem: ca_cert.pem(),
+        ca_pem: pair.ca_pem,
         _dir: dir,
         cert_path,
         key_path,
@@ -82,16 +97,18 @@ fn make_pki() -> TestPki {
 
 struct Webhook {
     addr: SocketAddr,
+    cert: Arc<ReloadingCert>,
     connector: TlsConnector,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
-    _pki: TestPki,
+    pki: TestPki,
 }
 
 async fn start_webhook() -> Webhook {
-    let pki = make_pki();
+    let pki = makepki();
     let cert = Arc::new(ReloadingCert::load(&pki.cert_path, &pki.key_path).unwrap());
     let acceptor = TlsAcceptor::from(Arc::new(cert.server_config().unwrap()));
+    let reloader = cert.clone();
     let config = InjectConfig {
         template: SidecarTemplate::built_in().unwrap(),
         mode: SidecarMode::Native,
@@ -107,10 +124,11 @@ async fn start_webhook() -> Webhook {
 
     Webhook {
         addr,
+        cert: reloader,
         connector: client_connector(&pki.ca_pem),
         stop: Some(stop),
         task,
-        _pki: pki,
+        pki,
     }
 }
 
@@ -140,9 +158,21 @@ impl Webhook {
     /// Sends one HTTP/1.1 request over a new TLS connection and reads the
     /// response until the server closes it.
     async fn request(&self, method: &str, path: &str, body: &[u8]) -> HttpResponse {
-        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        self.request_with(&self.connector, method, path, body)
+            .await
+            .unwrap()
+    }
+
+    async fn request_with(
+        &self,
+        connector: &TlsConnector,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> std::io::Result<HttpResponse> {
+        let tcp = TcpStream::connect(self.addr).await?;
         let name = ServerName::IpAddress(Ipv4Addr::LOCALHOST.into());
-        let mut tls = self.connector.connect(name, tcp).await.unwrap();
+        let mut tls = connector.connect(name, tcp).await?;
 
         let head = format!(
             "{method} {path}?timeout=5s HTTP/1.1\r\nHost: triage-webhook.triage-system.svc:443\r\n\
@@ -150,12 +180,12 @@ impl Webhook {
              Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
-        tls.write_all(head.as_bytes()).await.unwrap();
-        tls.write_all(body).await.unwrap();
+        tls.write_all(head.as_bytes()).await?;
+        tls.write_all(body).await?;
 
         let mut raw = Vec::new();
-        tls.read_to_end(&mut raw).await.unwrap();
-        parse_response(&raw)
+        tls.read_to_end(&mut raw).await?;
+        Ok(parse_response(&raw))
     }
 
     async fn stop(mut self) {
@@ -319,4 +349,69 @@ async fn server_stops_while_client_idle() {
     webhook.stop().await;
     let elapsed = started.elapsed();
     assert!(elapsed < std::time::Duration::from_secs(2), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn rotated_certificate_served() {
+    let webhook = start_webhook().await;
+    let watcher = tokio::spawn(
+        webhook
+            .cert
+            .clone()
+            .watch(std::time::Duration::from_millis(50)),
+    );
+
+    let rotated = issue_pair("triage rotated CA");
+    let new_client = client_connector(&rotated.ca_pem);
+    let before = webhook
+        .request_with(&new_client, "GET", "/healthz", b"")
+        .await;
+    assert!(before.is_err(), "the new CA was trusted before rotation");
+
+    // Write the key first, as a Secret update may land in either order;
+    // the pair that does not match is rejected until both files are new.
+    std::fs::write(&webhook.pki.key_path, &rotated.key_pem).unwrap();
+    std::fs::write(&webhook.pki.cert_path, &rotated.cert_pem).unwrap();
+
+    let mut status = None;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if let Ok(response) = webhook
+            .request_with(&new_client, "GET", "/healthz", b"")
+            .await
+        {
+            status = Some(response.status);
+            break;
+        }
+    }
+    assert_eq!(status, Some(200), "the rotated certificate was not served");
+
+    let old_client = webhook
+        .request_with(&webhook.connector, "GET", "/healthz", b"")
+        .await;
+    assert!(old_client.is_err(), "the old certificate is still served");
+    watcher.abort();
+    webhook.stop().await;
+}
+
+#[test]
+fn mismatched_key_rejected() {
+    let first = issue_pair("first CA");
+    let second = issue_pair("second CA");
+    let dir = tempfile::tempdir().unwrap();
+    let cert_path = dir.path().join("tls.crt");
+    let key_path = dir.path().join("tls.key");
+    std::fs::write(&cert_path, &first.cert_pem).unwrap();
+    std::fs::write(&key_path, &second.key_pem).unwrap();
+
+    let err = ReloadingCert::load(&cert_path, &key_path).unwrap_err();
+    assert!(err.to_string().contains("tls.key"), "{err}");
+}
+
+#[test]
+fn missing_certificate_file_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent.crt");
+    let err = ReloadingCert::load(&missing, &missing).unwrap_err();
+    assert!(err.to_string().contains("absent.crt"), "{err}");
 }

@@ -62,6 +62,14 @@ pub enum SkipReason {
     NameTaken(String),
 }
 
+impl SkipReason {
+    /// True when the pod asked for injection but cannot get it, so the
+    /// reason goes back to the API client as a warning.
+    pub fn is_problem(&self) -> bool {
+        matches!(self, SkipReason::HostNetwork | SkipReason::NameTaken(_))
+    }
+}
+
 impl fmt::Display for SkipReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -73,10 +81,10 @@ impl fmt::Display for SkipReason {
                 write!(f, "not requested: {} is not \"true\"", overrides::INJECT)
             }
             SkipReason::HostNetwork => f.write_str(
-                "not injected: the pod uses the host network, where the sidecar's admin port \
-                 would clash with other pods on the node",
+                "the pod uses the host network, where the sidecar's admin port would clash \
+                 with other pods on the node",
             ),
-            SkipReason::NameTaken(what) => write!(f, "not injected: {what}"),
+            SkipReason::NameTaken(what) => f.write_str(what),
         }
     }
 }
@@ -292,3 +300,6 @@ impl PatchWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

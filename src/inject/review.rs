@@ -151,6 +151,9 @@ fn answer(
     };
     match patch::plan(&pod, config, scope) {
         Ok(Plan::Inject { patch, warnings }) => with_patch(response, patch, warnings),
+        Ok(Plan::Skip(reason)) if reason.is_problem() => {
+            allow_unchanged(response, reason.to_string())
+        }
         Ok(Plan::Skip(reason)) => {
             let mut response = response;
             response.result.message = reason.to_string();

@@ -14,7 +14,7 @@ use crate::inject::manifest;
 use crate::inject::patch::{InjectConfig, Scope};
 use crate::inject::server;
 use crate::inject::template::SidecarTemplate;
-use crate::inject::tls::ReloadingCert;
+use crate::inject::tls::{self, ReloadingCert};
 
 /// Runs the command and returns the process exit code. Errors are printed
 /// to stderr.
@@ -96,7 +96,7 @@ async fn serve(args: InjectArgs, config: InjectConfig) -> anyhow::Result<()> {
     };
     let cert = Arc::new(ReloadingCert::load(cert, key)?);
     let tls = TlsAcceptor::from(Arc::new(cert.server_config()?));
-    tokio::spawn(cert.watch());
+    tokio::spawn(cert.watch(tls::RELOAD_INTERVAL));
 
     let listener = TcpListener::bind(args.listen)
         .await

@@ -33,6 +33,8 @@ pub enum TlsError {
     NoCertificate(String),
     #[error("unsupported private key in {path}: {source}")]
     Key { path: String, source: rustls::Error },
+    #[error("the private key in {key} does not belong to the certificate in {cert}")]
+    KeyMismatch { cert: String, key: String },
     #[error("invalid TLS settings: {0}")]
     Config(#[from] rustls::Error),
 }
@@ -67,12 +69,12 @@ impl ReloadingCert {
         Ok(config)
     }
 
-    /// Checks the files every [`RELOAD_INTERVAL`] and swaps in a changed
-    /// certificate. A changed pair that fails to load is logged, and the
-    /// previous certificate keeps serving.
-    pub async fn watch(self: Arc<Self>) {
+    /// Checks the files every `interval` ([`RELOAD_INTERVAL`] in the
+    /// webhook) and swaps in a changed certificate. A changed pair that
+    /// fails to load is logged, and the previous certificate keeps serving.
+    pub async fn watch(self: Arc<Self>, interval: Duration) {
         let mut last_seen = self.modified();
-        let mut ticker = tokio::time::interval(RELOAD_INTERVAL);
+        let mut ticker = tokio::time::interval(interval);
         loop {
             ticker.tick().await;
             let seen = self.modified();
@@ -119,7 +121,12 @@ fn load_certified_key(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey,
         path: key_path.display().to_string(),
         source,
     })?;
-    Ok(CertifiedKey::new(certs, signing_key))
+    let certified = CertifiedKey::new(certs, signing_key);
+    certified.keys_match().map_err(|_| TlsError::KeyMismatch {
+        cert: cert_path.display().to_string(),
+        key: key_path.display().to_string(),
+    })?;
+    Ok(certified)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
