@@ -1,4 +1,4 @@
-//! Property tests: the webhook answers every input with a well-formed
+//! Property tests: the webhook responds to every input with a well-formed
 //! AdmissionReview and never panics, and every patch it returns applies to
 //! the pod it was made for.
 

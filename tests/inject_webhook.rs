@@ -368,8 +368,8 @@ async fn rotated_certificate_served() {
         .await;
     assert!(before.is_err(), "the new CA was trusted before rotation");
 
-    // Write the key first, as a Secret update may land in either order;
-    // the pair that does not match is rejected until both files are new.
+    // Write the key first, because a Secret update may land in either
+    // order. The mismatched pair is rejected until both files are new.
     std::fs::write(&webhook.pki.key_path, &rotated.key_pem).unwrap();
     std::fs::write(&webhook.pki.cert_path, &rotated.cert_pem).unwrap();
 

@@ -27,9 +27,9 @@ pub struct InjectArgs {
     #[arg(long, env = "TRIAGE_INJECT_TEMPLATE", value_name = "FILE")]
     pub template: Option<PathBuf>,
 
-    /// How to add the sidecar when a pod does not choose with the
-    /// triage.dev/sidecar-mode annotation: `native` needs Kubernetes 1.29 or
-    /// later; `container` works on older clusters.
+    /// Sidecar mode for pods without a triage.dev/sidecar-mode annotation.
+    /// `native` needs Kubernetes 1.29 or later, and `container` works on
+    /// older clusters.
     #[arg(long, env = "TRIAGE_INJECT_SIDECAR_MODE", default_value_t = SidecarMode::Native)]
     pub sidecar_mode: SidecarMode,
 
@@ -58,7 +58,7 @@ pub struct InjectArgs {
     pub log_level: String,
 }
 
-/// Where the sidecar goes in the pod.
+/// The way the sidecar is added to a pod.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum SidecarMode {
     /// An init container with `restartPolicy: Always` (Kubernetes 1.29 and

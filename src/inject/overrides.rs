@@ -62,7 +62,7 @@ pub struct InvalidAnnotation {
     pub reason: String,
 }
 
-/// Reads the opt-in annotation. `None` means the pod does not say, so the
+/// Reads the opt-in annotation. `None` means the pod does not set it, so the
 /// namespace's choice applies.
 pub fn inject_requested(
     annotations: &BTreeMap<String, String>,

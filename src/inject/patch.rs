@@ -31,7 +31,7 @@ pub struct InjectConfig {
     pub drain_margin_seconds: i64,
 }
 
-/// Which opt-in rule applies to a pod.
+/// The opt-in rule that applies to a pod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
     /// Only pods annotated `triage.dev/inject: "true"` are injected.
@@ -52,7 +52,7 @@ pub enum Plan {
     },
 }
 
-/// Why a pod is left as it is.
+/// The reason a pod is left as it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SkipReason {
     AlreadyInjected,
@@ -180,10 +180,10 @@ fn conflict_skip(spec: &PodSpec, template: &SidecarTemplate) -> Option<SkipReaso
     }
 
     let volumes = spec.volumes.as_deref().unwrap_or_default();
-    let taken = template
+    let taken_volume = template
         .volume_names()
         .find(|name| volumes.iter().any(|v| v.name == *name));
-    taken.map(|name| SkipReason::NameTaken(format!("a volume named {name} already exists")))
+    taken_volume.map(|name| SkipReason::NameTaken(format!("a volume named {name} already exists")))
 }
 
 fn add_sidecar(

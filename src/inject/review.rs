@@ -1,4 +1,5 @@
-//! Answers one AdmissionReview (admission.k8s.io/v1) for a Pod.
+//! Builds the response to one AdmissionReview (admission.k8s.io/v1) for a
+//! Pod.
 //!
 //! Every request that the webhook cannot use is allowed unchanged, with the
 //! reason in the response's status message and in a warning, so a broken or
@@ -16,7 +17,7 @@ use serde_json::Value;
 
 use crate::inject::patch::{self, InjectConfig, Plan, PlanError, Scope};
 
-/// What the webhook did with one review, for logs and metrics.
+/// The webhook's decision on one review, for logs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Injected,
@@ -37,7 +38,7 @@ pub struct Answer {
     pub pod: String,
 }
 
-/// Answers the AdmissionReview in `body`.
+/// Processes the AdmissionReview in `body` and builds the response.
 pub fn respond(body: &[u8], config: &InjectConfig, scope: Scope) -> Answer {
     let (response, outcome, pod) = match parse_request(body) {
         Ok(request) => {
@@ -51,8 +52,8 @@ pub fn respond(body: &[u8], config: &InjectConfig, scope: Scope) -> Answer {
     };
     let uid = response.uid.clone();
     let json = encode_review(response).unwrap_or_else(|err| {
-        // Serializing these plain types cannot fail; answer with the
-        // smallest valid review if it ever does.
+        // Serializing these plain types cannot fail. If it ever does,
+        // respond with the smallest valid review.
         tracing::error!(error = %err, "failed to encode an admission response");
         br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"","allowed":true}}"#.to_vec()
     });
@@ -190,7 +191,8 @@ fn with_patch(
     }
 }
 
-/// Allows the request without a patch, and tells the client why.
+/// Allows the request without a patch, with the reason in the status
+/// message and in a warning for the client.
 fn allow_unchanged(
     mut response: AdmissionResponse,
     reason: String,
@@ -210,8 +212,8 @@ fn reject(response: AdmissionResponse, reason: String) -> (AdmissionResponse, Ou
     (response, Outcome::Rejected(reason))
 }
 
-/// A response to a review that could not be parsed, carrying the request's
-/// uid when it was found so the API server can match it.
+/// Builds the response to a review that could not be parsed, with the
+/// request's uid when it was found, so the API server can match it.
 fn invalid_review(uid: String) -> AdmissionResponse {
     let mut response = AdmissionResponse::invalid("invalid AdmissionReview");
     response.uid = uid;

@@ -24,8 +24,9 @@ use tokio_rustls::TlsAcceptor;
 use crate::inject::patch::{InjectConfig, Scope};
 use crate::inject::review::{self, Answer, Outcome};
 
-/// The largest request body accepted. The API server limits objects to
-/// about 1.5 MiB in etcd, and a review carries the object once on CREATE.
+/// The largest request body accepted. etcd rejects requests over 1.5 MiB by
+/// default, and a review carries the object once on CREATE, so this leaves
+/// room for the request fields and for clusters with a raised etcd limit.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Time a client gets to finish the TLS handshake.

@@ -29,7 +29,7 @@ pub struct SidecarTemplate {
     pub container: Container,
     /// Pod volumes the sidecar needs: the socket directory and the policy.
     pub volumes: Vec<Volume>,
-    /// What each application container gets.
+    /// Mounts and environment variables for each application container.
     pub application: ApplicationTemplate,
 }
 
@@ -93,7 +93,7 @@ impl SidecarTemplate {
         Ok(serde_yaml_ng::to_string(self)?)
     }
 
-    /// The volume names the template adds to a pod.
+    /// Returns the names of the volumes the template adds to a pod.
     pub fn volume_names(&self) -> impl Iterator<Item = &str> {
         self.volumes.iter().map(|volume| volume.name.as_str())
     }
