@@ -2,7 +2,8 @@
 # Offline checks of everything triage deploys to Kubernetes:
 #   1. each golden webhook patch, applied to its pod, gives a valid Pod;
 #   2. the --manifest golden output is valid;
-#   3. the chart lints and renders valid manifests for two values files;
+#   3. the chart lints and renders valid manifests and notes for two values
+#      files;
 #   4. the chart's sidecar template equals the binary's built-in one;
 #   5. wrong values fail the chart's schema;
 #   6. deploy/kubernetes/triage.yaml is the chart rendered for plain use.
@@ -88,6 +89,9 @@ for values in "" .ci/kube-values-alt.yaml; do
   "$helm" lint --strict "$chart" "${args[@]}" --namespace triage-system >/dev/null
   "$helm" template triage "$chart" "${args[@]}" --namespace triage-system > "$work/rendered.yaml"
   "$python" .ci/kube_checks.py validate "$work/rendered.yaml" "${KUBE_VERSIONS[@]}"
+  # A client-side dry run also renders NOTES.txt, which template skips.
+  "$helm" install triage "$chart" "${args[@]}" --namespace triage-system --dry-run=client > "$work/install.txt"
+  grep -q "kubectl label namespace" "$work/install.txt" || fail "NOTES.txt did not render for $name"
 done
 
 log "checking that the chart's sidecar template equals the built-in one"

@@ -105,16 +105,16 @@ proptest! {
 
     #[test]
     fn any_bytes_allowed(body in prop::collection::vec(any::<u8>(), 0..512)) {
-        let answer = review::respond(&body, &config(), Scope::Pod);
-        let response = decode_response(&answer.json);
+        let result = review::respond(&body, &config(), Scope::Pod);
+        let response = decode_response(&result.json);
         prop_assert_eq!(&response["allowed"], &json!(true));
     }
 
     #[test]
-    fn any_object_answered(object in any_json(), namespace_scope in any::<bool>()) {
+    fn any_object_gets_response(object in any_json(), namespace_scope in any::<bool>()) {
         let scope = if namespace_scope { Scope::Namespace } else { Scope::Pod };
-        let answer = review::respond(&pod_review(object), &config(), scope);
-        let response = decode_response(&answer.json);
+        let result = review::respond(&pod_review(object), &config(), scope);
+        let response = decode_response(&result.json);
         prop_assert_eq!(&response["uid"], &json!("c0ffee00-0000-4000-8000-000000000001"));
     }
 
@@ -137,8 +137,8 @@ proptest! {
             pod["spec"]["terminationGracePeriodSeconds"] = json!(grace);
         }
 
-        let answer = review::respond(&pod_review(pod.clone()), &config(), Scope::Namespace);
-        let response = decode_response(&answer.json);
+        let result = review::respond(&pod_review(pod.clone()), &config(), Scope::Namespace);
+        let response = decode_response(&result.json);
         if let Some(encoded) = response["patch"].as_str() {
             let bytes = BASE64_STANDARD.decode(encoded).unwrap();
             let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();

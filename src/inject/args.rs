@@ -39,6 +39,13 @@ pub struct InjectArgs {
           value_parser = clap::value_parser!(i64).range(0..=3600))]
     pub drain_margin_seconds: i64,
 
+    /// Seconds the webhook keeps accepting requests after SIGTERM, while
+    /// the Service's endpoints drop the terminating pod. Requests that
+    /// arrive after it stops are allowed without the sidecar.
+    #[arg(long, env = "TRIAGE_INJECT_SHUTDOWN_DELAY_SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub shutdown_delay_seconds: u64,
+
     /// Inject every pod template in this Kubernetes YAML file (`-` for
     /// stdin) and print the result, instead of serving.
     #[arg(long, value_name = "FILE", conflicts_with = "print_sidecar")]

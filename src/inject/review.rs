@@ -28,7 +28,7 @@ pub enum Outcome {
 
 /// The response to one review and what it was about.
 #[derive(Clone, Debug)]
-pub struct Answer {
+pub struct ReviewResult {
     /// The response AdmissionReview as JSON.
     pub json: Vec<u8>,
     pub outcome: Outcome,
@@ -39,10 +39,10 @@ pub struct Answer {
 }
 
 /// Processes the AdmissionReview in `body` and builds the response.
-pub fn respond(body: &[u8], config: &InjectConfig, scope: Scope) -> Answer {
+pub fn respond(body: &[u8], config: &InjectConfig, scope: Scope) -> ReviewResult {
     let (response, outcome, pod) = match parse_request(body) {
         Ok(request) => {
-            let (response, outcome) = answer(&request, config, scope);
+            let (response, outcome) = respond_to_request(&request, config, scope);
             (response, outcome, describe_pod(&request))
         }
         Err((uid, reason)) => {
@@ -57,7 +57,7 @@ pub fn respond(body: &[u8], config: &InjectConfig, scope: Scope) -> Answer {
         tracing::error!(error = %err, "failed to encode an admission response");
         br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"","allowed":true}}"#.to_vec()
     });
-    Answer {
+    ReviewResult {
         json,
         outcome,
         uid,
@@ -118,7 +118,7 @@ fn find_uid(body: &[u8]) -> String {
     uid.unwrap_or_default().to_owned()
 }
 
-fn answer(
+fn respond_to_request(
     request: &AdmissionRequest<DynamicObject>,
     config: &InjectConfig,
     scope: Scope,

@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -105,17 +106,30 @@ async fn serve(args: InjectArgs, config: InjectConfig) -> anyhow::Result<()> {
         listen = %args.listen,
         sidecar_mode = %config.mode,
         image = config.template.container.image.as_deref().unwrap_or_default(),
-        template = ?args.template,
+        template = %args
+            .template
+            .as_ref()
+            .map_or("(built in)".into(), |path| path.display().to_string()),
         "injection webhook started"
     );
 
-    server::serve(listener, tls, Arc::new(config), shutdown_signal()).await;
+    let delay = Duration::from_secs(args.shutdown_delay_seconds);
+    server::serve(listener, tls, Arc::new(config), shutdown_signal(delay)).await;
     tracing::info!("injection webhook stopped");
     Ok(())
 }
 
-/// Completes on SIGTERM (sent by the kubelet) or Ctrl-C.
-async fn shutdown_signal() {
+/// Completes `delay` after SIGTERM (sent by the kubelet) or Ctrl-C.
+async fn shutdown_signal(delay: Duration) {
+    wait_for_signal().await;
+    tracing::info!(
+        delay_seconds = delay.as_secs(),
+        "shutdown signal received; accepting requests until endpoints are updated"
+    );
+    tokio::time::sleep(delay).await;
+}
+
+async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -135,5 +149,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-    tracing::info!("shutdown signal received");
 }

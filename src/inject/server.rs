@@ -1,8 +1,10 @@
 //! The HTTPS server that the API server calls: POST an AdmissionReview to
 //! `/mutate/pod` or `/mutate/namespace`, GET `/healthz` for probes.
 //!
-//! Shutdown: stop accepting, ask every open connection to finish its
-//! current request, then wait for them up to [`DRAIN_TIMEOUT`].
+//! Shutdown, once the `shutdown` future completes: stop accepting, ask every
+//! open connection to finish its current request, then wait for them up to
+//! [`DRAIN_TIMEOUT`]. The webhook's future completes a few seconds after
+//! SIGTERM, so that requests still routed to the pod are served.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,7 +24,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::inject::patch::{InjectConfig, Scope};
-use crate::inject::review::{self, Answer, Outcome};
+use crate::inject::review::{self, Outcome, ReviewResult};
 
 /// The largest request body accepted. etcd rejects requests over 1.5 MiB by
 /// default, and a review carries the object once on CREATE, so this leaves
@@ -163,10 +165,10 @@ async fn route(request: Request<Incoming>, config: &InjectConfig) -> Response<Fu
     };
 
     let started = std::time::Instant::now();
-    let answer = review::respond(&body, config, scope);
-    log_answer(&answer, scope, started.elapsed());
+    let result = review::respond(&body, config, scope);
+    log_result(&result, scope, started.elapsed());
 
-    let mut response = Response::new(Full::new(Bytes::from(answer.json)));
+    let mut response = Response::new(Full::new(Bytes::from(result.json)));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
@@ -174,9 +176,10 @@ async fn route(request: Request<Incoming>, config: &InjectConfig) -> Response<Fu
     response
 }
 
-fn log_answer(answer: &Answer, scope: Scope, elapsed: Duration) {
-    let (uid, pod, micros) = (&answer.uid, &answer.pod, elapsed.as_micros());
-    match &answer.outcome {
+fn log_result(result: &ReviewResult, scope: Scope, elapsed: Duration) {
+    let (uid, pod) = (&result.uid, &result.pod);
+    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    match &result.outcome {
         Outcome::Injected => {
             tracing::info!(uid, pod, ?scope, micros, "injected the triage sidecar");
         }
