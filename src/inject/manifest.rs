@@ -92,6 +92,7 @@ fn pod_template_pointer(object: &Value) -> Option<&'static str> {
     let kind = object.get("kind")?.as_str()?;
     match (api_version, kind) {
         ("v1", "Pod") => Some(""),
+        ("v1", "PodTemplate") => Some("/template"),
         ("v1", "ReplicationController") => Some("/spec/template"),
         ("apps/v1", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => {
             Some("/spec/template")
