@@ -33,15 +33,16 @@ pub struct InjectArgs {
     #[arg(long, env = "TRIAGE_INJECT_SIDECAR_MODE", default_value_t = SidecarMode::Native)]
     pub sidecar_mode: SidecarMode,
 
-    /// Seconds the sidecar's drain deadline leaves before the end of the
+    /// Seconds between the end of the sidecar's drain and the end of the
     /// pod's termination grace period.
     #[arg(long, env = "TRIAGE_INJECT_DRAIN_MARGIN_SECONDS", default_value_t = 5,
           value_parser = clap::value_parser!(i64).range(0..=3600))]
     pub drain_margin_seconds: i64,
 
     /// Seconds the webhook keeps accepting requests after SIGTERM, while
-    /// the Service's endpoints drop the terminating pod. Requests that
-    /// arrive after it stops are allowed without the sidecar.
+    /// the Service's endpoints drop the terminating pod. With
+    /// failurePolicy Ignore, a pod whose request arrives after that is
+    /// created without the sidecar.
     #[arg(long, env = "TRIAGE_INJECT_SHUTDOWN_DELAY_SECONDS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(0..=300))]
     pub shutdown_delay_seconds: u64,
