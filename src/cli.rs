@@ -29,11 +29,15 @@ pub enum Command {
     Explain(inspect::ExplainArgs),
     /// Decide one prompt and print the decision, for trying policies out.
     Route(inspect::RouteArgs),
+    /// Inject the triage sidecar into pods: the admission webhook, or an
+    /// offline pass over Kubernetes YAML with --manifest.
+    Inject(crate::inject::InjectArgs),
 }
 
 /// Runs one command and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Inject(args) => return crate::inject::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Check(args) => inspect::check(&args),
         Command::Explain(args) => inspect::explain(&args),
