@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod decide;
+pub mod frame;
 pub mod policy;
 pub mod proto;
 pub mod serve;

@@ -1,5 +1,6 @@
-//! The sidecar server: gRPC on a Unix socket and on loopback TCP, the admin
-//! HTTP listener, policy hot reload, and graceful shutdown.
+//! The sidecar server: gRPC on a Unix socket and on loopback TCP, the frame
+//! protocol on a second Unix socket, the admin HTTP listener, policy hot
+//! reload, and graceful shutdown.
 //!
 //! Shutdown runs in this order: mark not ready (so /readyz and the gRPC
 //! health service turn away new traffic), stop accepting, let in-flight calls
@@ -7,6 +8,7 @@
 //! the socket files.
 
 pub mod admin;
+pub mod frame;
 pub mod grpc;
 pub mod reload;
 pub mod state;
@@ -33,6 +35,8 @@ pub struct Settings {
     /// Policy file to load and watch; `None` serves the embedded policy.
     pub policy: Option<PathBuf>,
     pub grpc_socket: Option<PathBuf>,
+    /// Unix socket for the frame protocol; `None` disables it.
+    pub frame_socket: Option<PathBuf>,
     pub grpc_listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
     /// How long in-flight calls may run after a shutdown signal.
@@ -51,6 +55,7 @@ pub struct Running {
     pub grpc_addr: Option<SocketAddr>,
     pub admin_addr: Option<SocketAddr>,
     pub grpc_socket: Option<PathBuf>,
+    pub frame_socket: Option<PathBuf>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
     drain: Duration,
@@ -129,6 +134,22 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         None => None,
     };
 
+    let frame_socket = match &settings.frame_socket {
+        Some(path) => {
+            let (listener, file) = uds::bind(path)?;
+            tracing::info!(path = %path.display(), "frame protocol listening on Unix socket");
+            frame::describe_metrics();
+            tasks.spawn(frame::serve(
+                listener,
+                file,
+                state.clone(),
+                shutdown.clone(),
+            ));
+            Some(path.clone())
+        }
+        None => None,
+    };
+
     let grpc_addr = match settings.grpc_listen {
         Some(addr) => {
             let listener = TcpListener::bind(addr)
@@ -163,7 +184,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     };
 
     if let Some(path) = settings.policy.clone() {
-        let watch = reload::PolicyWatch::new(path, state.clone()).context("cannot watch the policy file")?;
+        let watch = reload::PolicyWatch::new(path, state.clone())
+            .context("cannot watch the policy file")?;
         tasks.spawn(watch.run(shutdown.clone()));
     }
 
@@ -180,13 +202,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         grpc_addr,
         admin_addr,
         grpc_socket,
+        frame_socket,
         shutdown,
         tasks,
         drain: settings.drain,
     })
 }
 
-fn grpc_server(
+pub(crate) fn grpc_server(
     settings: &Settings,
 ) -> tonic::transport::Server<
     tower::layer::util::Stack<

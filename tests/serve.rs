@@ -30,6 +30,7 @@ async fn start() -> Harness {
     let settings = Settings {
         policy: Some(policy_path.clone()),
         grpc_socket: Some(dir.path().join("run/grpc.sock")),
+        frame_socket: None,
         grpc_listen: Some("127.0.0.1:0".parse().unwrap()),
         admin_listen: Some("127.0.0.1:0".parse().unwrap()),
         drain: Duration::from_secs(5),

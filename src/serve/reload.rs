@@ -93,16 +93,30 @@ impl PolicyWatch {
     /// file without writing to it.
     pub fn new(path: PathBuf, state: Arc<State>) -> anyhow::Result<Self> {
         let (events_tx, events) = mpsc::unbounded_channel();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            // A send fails only once the receiver is gone at shutdown.
-            let _ = events_tx.send(event);
-        })?;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                // A send fails only once the receiver is gone at shutdown.
+                let _ = events_tx.send(event);
+            })?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
         let hangup = signal(SignalKind::hangup())?;
-        state.text_changed(std::fs::read_to_string(&path).map(|t| text_hash(&t)).unwrap_or(0));
+        state.text_changed(
+            std::fs::read_to_string(&path)
+                .map(|t| text_hash(&t))
+                .unwrap_or(0),
+        );
         tracing::info!(path = %path.display(), "watching policy file for changes");
-        Ok(PolicyWatch { path, state, events, hangup, _watcher: watcher })
+        Ok(PolicyWatch {
+            path,
+            state,
+            events,
+            hangup,
+            _watcher: watcher,
+        })
     }
 
     /// Reloads on change or SIGHUP until `shutdown` is cancelled.
