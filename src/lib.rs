@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod client;
 pub mod decide;
 pub mod frame;
 pub mod policy;
