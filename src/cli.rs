@@ -29,6 +29,9 @@ pub enum Command {
     Explain(inspect::ExplainArgs),
     /// Decide one prompt and print the decision, for trying policies out.
     Route(inspect::RouteArgs),
+    /// Measure latency and throughput of every transport against a
+    /// baseline server that does no routing work.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Runs one command and returns the process exit code.
@@ -38,6 +41,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => inspect::check(&args),
         Command::Explain(args) => inspect::explain(&args),
         Command::Route(args) => inspect::route(&args),
+        Command::Bench(args) => crate::bench::run(&args),
     };
     match result {
         Ok(code) => code,

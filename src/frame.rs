@@ -192,6 +192,28 @@ pub fn encode_message(
     Ok(())
 }
 
+/// Appends a frame whose payload is already encoded, such as a request
+/// encoded once and sent many times.
+pub fn encode_payload(
+    buffer: &mut BytesMut,
+    kind: Kind,
+    id: u64,
+    payload: &[u8],
+    max_frame_bytes: usize,
+) -> Result<(), FrameError> {
+    let length = HEADER_AFTER_LENGTH + payload.len();
+    if length > max_frame_bytes {
+        return Err(FrameError::TooLarge {
+            length,
+            max: max_frame_bytes,
+        });
+    }
+    buffer.reserve(LENGTH_BYTES + length);
+    put_header(buffer, length, kind, id);
+    buffer.put_slice(payload);
+    Ok(())
+}
+
 /// Appends an error frame for request `id` with a gRPC status `code`.
 pub fn encode_error(buffer: &mut BytesMut, id: u64, code: Code, message: &str) {
     let length = HEADER_AFTER_LENGTH + 4 + message.len();
