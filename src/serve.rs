@@ -8,6 +8,7 @@
 //! the socket files.
 
 pub mod admin;
+mod decision_metrics;
 pub mod frame;
 pub mod grpc;
 pub mod reload;
