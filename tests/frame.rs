@@ -123,7 +123,7 @@ async fn pipelined_requests_answer_in_order() {
     let mut burst = BytesMut::new();
     for id in 1..=50u64 {
         let mut req = request(&format!("req-{id}"), "Summarize this thread");
-        if id % 10 == 0 {
+        if id.is_multiple_of(10) {
             req.pinned_model = "no-such-model".into();
         }
         burst.extend_from_slice(&encode(id * 3, &req));
@@ -135,7 +135,7 @@ async fn pipelined_requests_answer_in_order() {
     for (index, frame) in frames.iter().enumerate() {
         let id = index as u64 + 1;
         assert_eq!(frame.id, id * 3, "frame {index} out of order");
-        if id % 10 == 0 {
+        if id.is_multiple_of(10) {
             assert_eq!(frame.kind, Kind::Error);
             let (code, message) = frame::decode_error(frame).unwrap();
             assert_eq!(code, Code::InvalidArgument);
