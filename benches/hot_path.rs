@@ -31,7 +31,7 @@ fn request(prompt: &str) -> DecideRequest {
     }
 }
 
-/// One request per path, named as in the benchmark ids.
+/// Builds one request per path, named as in the benchmark ids.
 fn requests() -> Vec<(&'static str, DecideRequest)> {
     let mut pinned = request("Review this contract clause for liability limits.");
     pinned.pinned_model = "beta-large".into();

@@ -267,7 +267,7 @@ enum Target {
     Tcp(String),
 }
 
-/// A driver for gRPC load on `target`, with a new set of connections for
+/// Builds a driver for gRPC load on `target`, with a new set of connections for
 /// each run.
 fn grpc<'a>(
     args: &'a BenchArgs,

@@ -29,7 +29,7 @@ pub const HEADER_BYTES: usize = LENGTH_BYTES + HEADER_AFTER_LENGTH;
 /// (the server's default prompt limit) plus messages and labels.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 
-/// What a frame carries.
+/// The payload type of a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
@@ -79,7 +79,7 @@ pub enum FrameError {
 }
 
 impl FrameError {
-    /// The gRPC status code sent in the error frame.
+    /// Returns the gRPC status code sent in the error frame.
     pub fn code(&self) -> Code {
         match self {
             FrameError::TooLarge { .. } => Code::ResourceExhausted,
@@ -91,7 +91,7 @@ impl FrameError {
         }
     }
 
-    /// A fixed label for metrics.
+    /// Returns a fixed label for metrics.
     pub fn label(&self) -> &'static str {
         match self {
             FrameError::TooShort { .. } => "too_short",
@@ -103,7 +103,7 @@ impl FrameError {
         }
     }
 
-    /// The request id of the offending frame, or 0 when the header was not
+    /// Returns the request id of the offending frame, or 0 when the header was not
     /// read far enough to know it.
     pub fn request_id(&self) -> u64 {
         match self {
@@ -138,8 +138,8 @@ pub fn decode(buffer: &mut BytesMut, max_frame_bytes: usize) -> Result<Option<Fr
     Ok(Some(Frame { kind, id, payload }))
 }
 
-/// Bytes still missing before `buffer` holds its first whole frame, or 0
-/// when it holds one or its header is still incomplete. Readers use it to
+/// Bytes still missing before `buffer` contains its first whole frame, or
+/// 0 when it contains one or its header is still incomplete. Readers use it to
 /// reserve room for a large frame in one step.
 pub fn missing_bytes(buffer: &BytesMut) -> usize {
     match buffer.first_chunk::<LENGTH_BYTES>() {

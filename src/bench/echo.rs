@@ -1,5 +1,5 @@
 //! Baseline servers that do no routing work: they decode each request and
-//! answer with a canned decision of the real decision's size, through the
+//! respond with a canned decision of the real decision's size, through the
 //! same listener code as the real server.
 
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use crate::proto::router_server::Router;
 use crate::proto::{DecideRequest, Decision, GetPolicyRequest, PolicyInfo};
 use crate::serve::frame::Responder;
 
-/// Answers every request with a copy of one decision, carrying the
+/// Responds to every request with a copy of one decision, carrying the
 /// request's id.
 #[derive(Clone)]
 pub struct Canned {

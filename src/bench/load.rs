@@ -1,6 +1,6 @@
 //! Load drivers: each keeps a number of requests in flight on each
 //! connection until the budget runs out, and records every request's
-//! latency, from just before its bytes are queued to the decoded answer.
+//! latency, from just before its bytes are queued to the decoded response.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -149,7 +149,7 @@ async fn join(
 }
 
 /// One frame connection with up to `in_flight` requests outstanding.
-/// Answers come back in order, so send times wait in a queue.
+/// Responses come back in order, so send times wait in a queue.
 struct FrameDriver {
     payloads: Arc<[Bytes]>,
     next: usize,
@@ -181,7 +181,7 @@ impl FrameDriver {
                 let started = self
                     .sent
                     .pop_front()
-                    .context("an answer nobody asked for")?;
+                    .context("the server sent a response with no request outstanding")?;
                 record(&mut self.sample.latency, started);
                 self.sample.errors += u64::from(answer.kind != Kind::Response);
                 if budget.take() {

@@ -59,7 +59,7 @@ fn parse_line(line: &str) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("expected a \"prompt\" string or a \"turns\" list"))
 }
 
-/// One request per prompt, with a request id like an application's.
+/// Builds one request per prompt, with a request id like an application's.
 pub fn requests(prompts: &[String]) -> Vec<DecideRequest> {
     prompts
         .iter()

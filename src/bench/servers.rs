@@ -1,5 +1,5 @@
 //! The servers a benchmark run starts in its own process: the real triage
-//! server on every transport, and the baseline servers that answer with a
+//! server on every transport, and the baseline servers that respond with a
 //! canned decision, on temporary sockets and loopback ports.
 
 use std::net::SocketAddr;
@@ -46,7 +46,7 @@ fn settings(dir: &Path, policy: Option<PathBuf>) -> Settings {
 
 impl Servers {
     /// Starts every server. The canned decision is the real server's
-    /// decision for `sample`, so baseline answers have the real size.
+    /// decision for `sample`, so baseline responses have the real size.
     pub async fn start(
         dir: &Path,
         policy: Option<PathBuf>,

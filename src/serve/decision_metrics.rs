@@ -31,7 +31,7 @@ struct Entry {
     counter: Counter,
 }
 
-/// Entries by a hash of their labels; a bucket holds entries whose hashes
+/// Entries by a hash of their labels; a bucket contains entries whose hashes
 /// collide.
 type Table = HashMap<u64, Vec<Entry>>;
 
