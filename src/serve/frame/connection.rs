@@ -68,6 +68,11 @@ impl<R: Responder> Connection<R> {
     }
 
     async fn serve(&mut self) -> Close {
+        // One shutdown future for the whole connection, so waiting for it
+        // does not register a new waiter with the token on every read.
+        let shutdown = self.shutdown.clone();
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
         loop {
             if let Err(err) = self.answer_buffered() {
                 return Close::Protocol(err);
@@ -85,7 +90,7 @@ impl<R: Responder> Connection<R> {
                     Err(err) => return Close::Io(err),
                 },
                 // Every whole frame received so far has been answered above.
-                () = self.shutdown.cancelled() => return Close::Done,
+                () = &mut cancelled => return Close::Done,
             }
         }
     }
