@@ -32,6 +32,9 @@ pub enum Command {
     /// Inject the triage sidecar into pods: the admission webhook, or an
     /// offline pass over Kubernetes YAML with --manifest.
     Inject(crate::inject::InjectArgs),
+    /// Measure latency and throughput of every transport against a
+    /// baseline server that does no routing work.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Runs one command and returns the process exit code.
@@ -42,6 +45,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => inspect::check(&args),
         Command::Explain(args) => inspect::explain(&args),
         Command::Route(args) => inspect::route(&args),
+        Command::Bench(args) => crate::bench::run(&args),
     };
     match result {
         Ok(code) => code,

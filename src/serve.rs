@@ -1,5 +1,6 @@
-//! The sidecar server: gRPC on a Unix socket and on loopback TCP, the admin
-//! HTTP listener, policy hot reload, and graceful shutdown.
+//! The sidecar server: gRPC on a Unix socket and on loopback TCP, the frame
+//! protocol on a second Unix socket, the admin HTTP listener, policy hot
+//! reload, and graceful shutdown.
 //!
 //! Shutdown runs in this order: mark not ready (so /readyz and the gRPC
 //! health service turn away new traffic), stop accepting, let in-flight calls
@@ -8,6 +9,8 @@
 
 pub mod admin;
 pub mod authority;
+mod decision_metrics;
+pub mod frame;
 pub mod grpc;
 mod incoming;
 pub mod reload;
@@ -23,8 +26,9 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 
 use crate::decide::Limits;
 use crate::policy::Policy;
@@ -37,6 +41,8 @@ pub struct Settings {
     /// Policy file to load and watch; `None` serves the embedded policy.
     pub policy: Option<PathBuf>,
     pub grpc_socket: Option<PathBuf>,
+    /// Unix socket for the frame protocol; `None` disables it.
+    pub frame_socket: Option<PathBuf>,
     pub grpc_listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
     /// How long in-flight calls may run after a shutdown signal.
@@ -73,6 +79,7 @@ pub struct Running {
     pub grpc_addr: Option<SocketAddr>,
     pub admin_addr: Option<SocketAddr>,
     pub grpc_socket: Option<PathBuf>,
+    pub frame_socket: Option<PathBuf>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
     drain: Duration,
@@ -153,6 +160,22 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         None => None,
     };
 
+    let frame_socket = match &settings.frame_socket {
+        Some(path) => {
+            let (listener, file) = uds::bind(path)?;
+            tracing::info!(path = %path.display(), "frame protocol listening on Unix socket");
+            frame::describe_metrics();
+            tasks.spawn(frame::serve(
+                listener,
+                file,
+                state.clone(),
+                shutdown.clone(),
+            ));
+            Some(path.clone())
+        }
+        None => None,
+    };
+
     let grpc_addr = match settings.grpc_listen {
         Some(addr) => {
             let listener = TcpListener::bind(addr)
@@ -163,8 +186,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             let server = grpc_server(&settings).add_routes(routes.clone());
             let stop = shutdown.clone().cancelled_owned();
             tasks.spawn(async move {
-                let connections =
-                    incoming::pause_on_error(TcpListenerStream::new(listener), "grpc_tcp");
+                // Nagle's algorithm would hold small answers back until the
+                // peer's delayed ACK, about 40 ms on Linux.
+                let accepted = TcpIncoming::from(listener).with_nodelay(Some(true));
+                let connections = incoming::pause_on_error(accepted, "grpc_tcp");
                 if let Err(err) = server.serve_with_incoming_shutdown(connections, stop).await {
                     tracing::error!(error = %err, "gRPC TCP server failed");
                 }
@@ -212,13 +237,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         grpc_addr,
         admin_addr,
         grpc_socket,
+        frame_socket,
         shutdown,
         tasks,
         drain: settings.drain,
     })
 }
 
-fn grpc_server(
+pub(crate) fn grpc_server(
     settings: &Settings,
 ) -> tonic::transport::Server<
     tower::layer::util::Stack<

@@ -34,6 +34,7 @@ async fn start_with(max_in_flight: usize) -> Harness {
     let settings = Settings {
         policy: Some(policy_path.clone()),
         grpc_socket: Some(dir.path().join("run/grpc.sock")),
+        frame_socket: None,
         grpc_listen: Some("127.0.0.1:0".parse().unwrap()),
         admin_listen: Some("127.0.0.1:0".parse().unwrap()),
         drain: Duration::from_secs(5),
@@ -400,6 +401,7 @@ async fn configmap_symlink_swap_reloads() {
     let settings = Settings {
         policy: Some(dir.path().join("policy.yaml")),
         grpc_socket: None,
+        frame_socket: None,
         grpc_listen: Some("127.0.0.1:0".parse().unwrap()),
         admin_listen: None,
         drain: Duration::from_secs(5),

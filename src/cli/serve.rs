@@ -23,6 +23,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TRIAGE_GRPC_SOCKET", value_name = "PATH")]
     grpc_socket: Option<String>,
 
+    /// Unix socket path for the frame protocol (length-prefixed protobuf,
+    /// pipelined). Default: frame.sock beside grpc.sock. "off" disables it.
+    #[arg(long, env = "TRIAGE_FRAME_SOCKET", value_name = "PATH")]
+    frame_socket: Option<String>,
+
     /// Address for gRPC over TCP; keep it on loopback. "off" disables it.
     #[arg(
         long,
@@ -112,6 +117,11 @@ impl ServeArgs {
             Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
             _ => Some(uds::default_socket_dir().join("grpc.sock")),
         };
+        let frame_socket = match self.frame_socket.as_deref() {
+            Some("off") => None,
+            Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+            _ => Some(frame_socket_beside(grpc_socket.as_deref())),
+        };
         if self.max_in_flight == 0 {
             anyhow::bail!("invalid --max-in-flight (TRIAGE_MAX_IN_FLIGHT) 0: use 1 or more");
         }
@@ -123,6 +133,7 @@ impl ServeArgs {
         Ok(Settings {
             policy: self.policy.clone(),
             grpc_socket,
+            frame_socket,
             grpc_listen: address("--grpc-listen", "TRIAGE_GRPC_LISTEN", &self.grpc_listen)?,
             admin_listen: address("--admin-listen", "TRIAGE_ADMIN_LISTEN", &self.admin_listen)?,
             drain: Duration::from_secs(self.drain_seconds),
@@ -134,6 +145,15 @@ impl ServeArgs {
             },
         })
     }
+}
+
+/// The default frame socket: frame.sock in the gRPC socket's directory, or
+/// in the default socket directory when gRPC over UDS is off.
+fn frame_socket_beside(grpc_socket: Option<&std::path::Path>) -> PathBuf {
+    let dir = grpc_socket
+        .and_then(std::path::Path::parent)
+        .map_or_else(uds::default_socket_dir, std::path::Path::to_owned);
+    dir.join("frame.sock")
 }
 
 fn address(flag: &str, variable: &str, value: &str) -> anyhow::Result<Option<SocketAddr>> {

@@ -124,21 +124,10 @@ impl State {
 
 /// Records a decision's counters and latency. Model and rule label values
 /// come from the policy, because the decision names only policy models and
-/// rules.
+/// rules. Handles are cached, so this allocates only for the first decision
+/// of each (path, model, rule).
 pub fn record_decision(decision: &Decision) {
-    let Some(receipt) = decision.receipt.as_ref() else {
-        return;
-    };
-    let path = path_label(receipt.path());
-    let rule = if receipt.rule.is_empty() {
-        "none".to_owned()
-    } else {
-        receipt.rule.clone()
-    };
-    metrics::counter!(telemetry::DECISIONS, "path" => path, "model" => decision.model.clone(), "rule" => rule)
-        .increment(1);
-    metrics::histogram!(telemetry::DECISION_DURATION, "path" => path)
-        .record(receipt.decide_nanos as f64 / 1e9);
+    super::decision_metrics::record(decision);
 }
 
 pub fn path_label(path: Path) -> &'static str {
