@@ -1,0 +1,376 @@
+//! Feature extraction: hashed word unigrams, word bigrams, character
+//! 4-grams and position-tagged edge tokens, plus a few numeric features.
+//!
+//! Extraction is one pass over the bytes read and calls a closure for each
+//! hashed feature, so the caller can accumulate logits without storing the
+//! features anywhere.
+
+/// Bytes read from the start of a prompt. Together with [`TAIL_BYTES`] this
+/// bounds the work per prompt: a longer prompt is read only at both ends.
+pub const HEAD_BYTES: usize = 4096;
+
+/// Bytes read from the end of a prompt that is longer than
+/// `HEAD_BYTES + TAIL_BYTES`.
+pub const TAIL_BYTES: usize = 1024;
+
+/// Number of numeric features that [`scan`] returns.
+pub const DENSE_COUNT: usize = 16;
+
+/// Identifies this feature layout. Weights files store it, and a file built
+/// for a different layout is rejected, because its weight rows would mean
+/// other features.
+pub const FEATURE_SET: u32 = 1;
+
+/// Number of leading tokens that also get a position-tagged feature.
+const EDGE_TOKENS: usize = 3;
+
+const SALT_UNIGRAM: u64 = 0x51_7cc1_b727_220a;
+const SALT_BIGRAM: u64 = 0x2f1c_9a3e_55d0_7b13;
+const SALT_CHARS: u64 = 0x6a09_e667_f3bc_c909;
+const SALT_FIRST: u64 = 0x3c6e_f372_fe94_f82b;
+const SALT_LAST: u64 = 0x1f83_d9ab_fb41_bd6b;
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// Maps a 64-bit value to a well-mixed 32-bit hash (a multiply-xorshift
+/// finalizer), so that masking the low bits picks a uniform bucket.
+pub fn mix(value: u64) -> u32 {
+    let mut x = value ^ (value >> 33);
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^= x >> 33;
+    x as u32
+}
+
+/// Folds one byte into a 64-bit FNV-1a hash.
+fn fnv_step(hash: u64, byte: u8) -> u64 {
+    (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
+}
+
+/// Returns the parts of `prompt` that are read: the whole prompt, or its
+/// first [`HEAD_BYTES`] and last [`TAIL_BYTES`] bytes.
+pub fn read_window(prompt: &[u8]) -> (&[u8], &[u8]) {
+    if prompt.len() <= HEAD_BYTES + TAIL_BYTES {
+        return (prompt, &[]);
+    }
+    (&prompt[..HEAD_BYTES], &prompt[prompt.len() - TAIL_BYTES..])
+}
+
+/// Byte classes that drive tokenization.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Space,
+    Newline,
+    Word,
+    Punct,
+}
+
+fn classify_byte(byte: u8) -> Class {
+    match byte {
+        b'\n' => Class::Newline,
+        b if b.is_ascii_whitespace() => Class::Space,
+        b if b.is_ascii_alphanumeric() || b >= 0x80 => Class::Word,
+        _ => Class::Punct,
+    }
+}
+
+/// Lowercases ASCII letters and maps every digit to `0`, so that numbers of
+/// the same shape share features.
+fn normalize(byte: u8) -> u8 {
+    if byte.is_ascii_digit() {
+        b'0'
+    } else {
+        byte.to_ascii_lowercase()
+    }
+}
+
+/// Counters gathered while scanning, turned into numeric features at the end.
+#[derive(Default)]
+struct Counts {
+    bytes: u32,
+    digits: u32,
+    upper: u32,
+    punct: u32,
+    newlines: u32,
+    questions: u32,
+    code_marks: u32,
+    math_marks: u32,
+    non_ascii: u32,
+    sentences: u32,
+    words: u32,
+    word_bytes: u32,
+    numbers: u32,
+    digit_run: u32,
+    max_digit_run: u32,
+    last_visible: u8,
+}
+
+impl Counts {
+    fn add(&mut self, byte: u8) {
+        self.bytes += 1;
+        if byte.is_ascii_digit() {
+            self.digits += 1;
+            if self.digit_run == 0 {
+                self.numbers += 1;
+            }
+            self.digit_run += 1;
+            self.max_digit_run = self.max_digit_run.max(self.digit_run);
+        } else if byte != b'.' && byte != b',' {
+            self.digit_run = 0;
+        }
+        self.upper += u32::from(byte.is_ascii_uppercase());
+        self.punct += u32::from(byte.is_ascii_punctuation());
+        self.newlines += u32::from(byte == b'\n');
+        self.questions += u32::from(byte == b'?');
+        self.code_marks += u32::from(matches!(byte, b'{' | b'}' | b';' | b'`' | b'_' | b'#'));
+        self.math_marks += u32::from(matches!(
+            byte,
+            b'+' | b'*' | b'/' | b'^' | b'=' | b'%' | b'$'
+        ));
+        self.non_ascii += u32::from(byte >= 0x80);
+        self.sentences += u32::from(matches!(byte, b'.' | b'!' | b'?'));
+        if !byte.is_ascii_whitespace() {
+            self.last_visible = byte;
+        }
+    }
+
+    /// Turns the counters into features scaled to roughly [0, 1].
+    fn dense(&self, total_len: usize) -> [f32; DENSE_COUNT] {
+        let bytes = self.bytes.max(1) as f32;
+        let log = |n: u32, scale: f32| (n as f32).ln_1p() / scale;
+        let fraction = |n: u32| n as f32 / bytes;
+        let mean_word = self.word_bytes as f32 / self.words.max(1) as f32;
+        [
+            (total_len as f32).ln_1p() / 10.0,
+            log(self.words, 8.0),
+            fraction(self.digits),
+            fraction(self.upper),
+            fraction(self.punct),
+            log(self.newlines, 5.0),
+            log(self.questions, 3.0),
+            log(self.code_marks, 5.0),
+            log(self.math_marks, 5.0),
+            log(self.numbers, 4.0),
+            fraction(self.non_ascii),
+            log(self.sentences, 5.0),
+            (mean_word / 10.0).min(2.0),
+            (self.max_digit_run as f32 / 10.0).min(2.0),
+            f32::from(u8::from(self.last_visible == b'?')),
+            f32::from(u8::from(self.last_visible == b':')),
+        ]
+    }
+}
+
+/// The state of one pass over a prompt.
+struct Scanner<F: FnMut(u32)> {
+    emit: F,
+    counts: Counts,
+    chars: u32,
+    chars_len: u32,
+    last_char: u8,
+    word: u64,
+    word_len: u32,
+    previous_token: u64,
+    tokens: usize,
+    last_tokens: [u64; EDGE_TOKENS],
+}
+
+impl<F: FnMut(u32)> Scanner<F> {
+    fn new(emit: F) -> Self {
+        Scanner {
+            emit,
+            counts: Counts::default(),
+            chars: 0,
+            chars_len: 0,
+            last_char: b' ',
+            word: FNV_OFFSET,
+            word_len: 0,
+            previous_token: 0,
+            tokens: 0,
+            last_tokens: [0; EDGE_TOKENS],
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.counts.add(byte);
+            let class = classify_byte(byte);
+            let normal = if class == Class::Space {
+                b' '
+            } else {
+                normalize(byte)
+            };
+            self.push_char(normal);
+            match class {
+                Class::Word => {
+                    self.word = fnv_step(self.word, normal);
+                    self.word_len += 1;
+                }
+                Class::Space => self.end_word(),
+                Class::Newline | Class::Punct => {
+                    self.end_word();
+                    self.token(fnv_step(FNV_OFFSET, normal));
+                }
+            }
+        }
+    }
+
+    /// Separates the head from the tail of a truncated prompt.
+    fn gap(&mut self) {
+        self.end_word();
+        self.push_char(b' ');
+        self.previous_token = 0;
+    }
+
+    /// Emits a character 4-gram for each byte, collapsing runs of spaces.
+    fn push_char(&mut self, normal: u8) {
+        if normal == b' ' && self.last_char == b' ' {
+            return;
+        }
+        self.last_char = normal;
+        self.chars = (self.chars << 8) | u32::from(normal);
+        self.chars_len += 1;
+        if self.chars_len >= 4 {
+            (self.emit)(mix(u64::from(self.chars) ^ SALT_CHARS));
+        }
+    }
+
+    fn end_word(&mut self) {
+        if self.word_len == 0 {
+            return;
+        }
+        self.counts.words += 1;
+        self.counts.word_bytes += self.word_len;
+        let word = self.word;
+        self.word = FNV_OFFSET;
+        self.word_len = 0;
+        self.token(word);
+    }
+
+    /// Emits the unigram, the bigram with the previous token, and for the
+    /// first tokens a position-tagged copy.
+    fn token(&mut self, token: u64) {
+        (self.emit)(mix(token ^ SALT_UNIGRAM));
+        let pair = self.previous_token.wrapping_mul(FNV_PRIME).rotate_left(29) ^ token;
+        (self.emit)(mix(pair ^ SALT_BIGRAM));
+        if self.tokens < EDGE_TOKENS {
+            let tagged = token ^ SALT_FIRST.wrapping_mul(self.tokens as u64 + 1);
+            (self.emit)(mix(tagged));
+        }
+        self.tokens += 1;
+        self.last_tokens.rotate_left(1);
+        self.last_tokens[EDGE_TOKENS - 1] = token;
+        self.previous_token = token;
+    }
+
+    /// Emits position-tagged copies of the last tokens and returns the
+    /// numeric features.
+    fn finish(mut self, total_len: usize) -> [f32; DENSE_COUNT] {
+        self.end_word();
+        let known = self.tokens.min(EDGE_TOKENS);
+        for (position, &token) in self.last_tokens.iter().rev().take(known).enumerate() {
+            let tagged = token ^ SALT_LAST.wrapping_mul(position as u64 + 1);
+            (self.emit)(mix(tagged));
+        }
+        self.counts.dense(total_len)
+    }
+}
+
+/// Scans the bounded window of `prompt`, calls `emit` with the 32-bit hash
+/// of every feature occurrence, and returns the numeric features.
+pub fn scan<F: FnMut(u32)>(prompt: &str, emit: F) -> [f32; DENSE_COUNT] {
+    let (head, tail) = read_window(prompt.as_bytes());
+    let mut scanner = Scanner::new(emit);
+    scanner.feed(head);
+    if !tail.is_empty() {
+        scanner.gap();
+        scanner.feed(tail);
+    }
+    scanner.finish(prompt.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hashes(prompt: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        scan(prompt, |h| out.push(h));
+        out
+    }
+
+    #[test]
+    fn mix_spreads_low_bits() {
+        let buckets: std::collections::HashSet<u32> =
+            (0..4096u64).map(|i| mix(i) & 0xfff).collect();
+        assert!(buckets.len() > 2400, "{} distinct buckets", buckets.len());
+    }
+
+    #[test]
+    fn scan_is_deterministic() {
+        let prompt = "Write a Python function that sorts a list.";
+        assert_eq!(hashes(prompt), hashes(prompt));
+    }
+
+    #[test]
+    fn case_and_digits_are_normalized() {
+        assert_eq!(hashes("Add 12 and 7"), hashes("add 45 and 3"));
+        assert_ne!(hashes("Add 12 and 7"), hashes("Add 123 and 7"));
+    }
+
+    #[test]
+    fn word_order_changes_bigrams() {
+        let a: std::collections::HashSet<u32> = hashes("dog bites man").into_iter().collect();
+        let b: std::collections::HashSet<u32> = hashes("man bites dog").into_iter().collect();
+        assert_ne!(a, b);
+        assert!(a.intersection(&b).count() > 0);
+    }
+
+    #[test]
+    fn feature_count_matches_tokens() {
+        // "ab cd": 2 words give 2 unigrams, 2 bigrams, 2 first-position and
+        // 2 last-position features; 5 bytes give 2 character 4-grams.
+        assert_eq!(hashes("ab cd").len(), 10);
+    }
+
+    #[test]
+    fn long_prompt_reads_bounded_window() {
+        let long = "word ".repeat(10_000);
+        let short = "word ".repeat((HEAD_BYTES + TAIL_BYTES) / 5);
+        let long_count = hashes(&long).len();
+        let short_count = hashes(&short).len();
+        assert!(
+            long_count <= short_count + 8,
+            "{long_count} vs {short_count}"
+        );
+    }
+
+    #[test]
+    fn window_keeps_head_and_tail() {
+        let prompt = vec![b'x'; HEAD_BYTES + TAIL_BYTES + 10];
+        let (head, tail) = read_window(&prompt);
+        assert_eq!(head.len(), HEAD_BYTES);
+        assert_eq!(tail.len(), TAIL_BYTES);
+        let (whole, none) = read_window(&prompt[..100]);
+        assert_eq!(whole.len(), 100);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn dense_features_reflect_text() {
+        let question = scan("What is 2 + 2?", |_| {});
+        let code = scan("fn main() { let x = 1; }", |_| {});
+        assert_eq!(question[14], 1.0, "ends with a question mark");
+        assert!(question[2] > 0.0, "digit fraction");
+        assert!(code[7] > question[7], "code markers");
+        assert_eq!(code[14], 0.0);
+    }
+
+    #[test]
+    fn empty_prompt_has_no_features() {
+        assert!(hashes("").is_empty());
+        assert!(scan("", |_| {}).iter().all(|v| v.is_finite()));
+    }
+}
