@@ -18,9 +18,12 @@ pub struct TrainingFlags {
     /// Passes over the training rows.
     #[arg(long, default_value_t = TrainOptions::default().epochs)]
     pub epochs: u32,
-    /// AdaGrad base learning rate.
+    /// AdaGrad base learning rate of the task head.
     #[arg(long, default_value_t = TrainOptions::default().learning_rate)]
     pub learning_rate: f32,
+    /// AdaGrad base learning rate of the difficulty head.
+    #[arg(long, default_value_t = TrainOptions::default().difficulty_learning_rate)]
+    pub difficulty_learning_rate: f32,
     /// L2 penalty per weight and update.
     #[arg(long, default_value_t = TrainOptions::default().l2)]
     pub l2: f32,
@@ -43,6 +46,7 @@ impl TrainingFlags {
         TrainOptions {
             epochs: self.epochs,
             learning_rate: self.learning_rate,
+            difficulty_learning_rate: self.difficulty_learning_rate,
             l2: self.l2,
             bucket_bits: self.bucket_bits,
             seed: self.seed,
@@ -154,9 +158,9 @@ pub fn run_train(args: &TrainArgs) -> Result<(), CommandError> {
         .iter()
         .map(|row| (row.prompt.as_str(), row.task))
         .collect();
-    let routing_pairs: Vec<(&str, bool)> = routing
+    let routing_pairs: Vec<(&str, f32)> = routing
         .iter()
-        .map(|row| (row.prompt.as_str(), row.needs_strong()))
+        .map(|row| (row.prompt.as_str(), row.target()))
         .collect();
 
     let weights = train(&task_pairs, &routing_pairs, &args.training.options());

@@ -80,11 +80,11 @@ pub fn predict_routing(rows: &[RoutingRow], folds: usize, options: &TrainOptions
     let assignment = stratified_folds(&labels, folds, options.seed);
     let mut scores = vec![0.0; rows.len()];
     for fold in 0..folds {
-        let training: Vec<(&str, bool)> = rows
+        let training: Vec<(&str, f32)> = rows
             .iter()
             .zip(&assignment)
             .filter(|&(_, &f)| f != fold)
-            .map(|(row, _)| (row.prompt.as_str(), row.needs_strong()))
+            .map(|(row, _)| (row.prompt.as_str(), row.target()))
             .collect();
         let classifier = Classifier::from_weights(train(&[], &training, options));
         for (i, row) in rows.iter().enumerate() {

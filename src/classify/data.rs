@@ -31,6 +31,17 @@ impl RoutingRow {
     pub fn needs_strong(&self) -> bool {
         self.strong_correct && !self.weak_correct
     }
+
+    /// Returns the training target of the difficulty head: 1 when only the
+    /// strong model is correct, 0 when only the weak one is, and 0.5 when
+    /// they agree. This is the probability that the strong model's answer
+    /// beats the weak one's with a tie counted as half a win, so the head
+    /// learns the expected gain of calling the strong model.
+    pub fn target(&self) -> f32 {
+        let strong = f32::from(u8::from(self.strong_correct));
+        let weak = f32::from(u8::from(self.weak_correct));
+        (1.0 + strong - weak) / 2.0
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -21,14 +21,21 @@ pub const DENSE_COUNT: usize = 16;
 /// other features.
 pub const FEATURE_SET: u32 = 1;
 
-/// Number of leading tokens that also get a position-tagged feature.
+/// Number of leading and trailing tokens that also get a position-tagged
+/// feature.
 const EDGE_TOKENS: usize = 3;
+
+/// Number of leading and trailing tokens that also get a feature tagged
+/// with their region (instructions tend to sit at either end of a prompt).
+const REGION_TOKENS: usize = 12;
 
 const SALT_UNIGRAM: u64 = 0x51_7cc1_b727_220a;
 const SALT_BIGRAM: u64 = 0x2f1c_9a3e_55d0_7b13;
 const SALT_CHARS: u64 = 0x6a09_e667_f3bc_c909;
 const SALT_FIRST: u64 = 0x3c6e_f372_fe94_f82b;
 const SALT_LAST: u64 = 0x1f83_d9ab_fb41_bd6b;
+const SALT_HEAD_REGION: u64 = 0x5be0_cd19_137e_2179;
+const SALT_TAIL_REGION: u64 = 0x9b05_688c_2b3e_6c1f;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -174,7 +181,7 @@ struct Scanner<F: FnMut(u32)> {
     word_len: u32,
     previous_token: u64,
     tokens: usize,
-    last_tokens: [u64; EDGE_TOKENS],
+    last_tokens: [u64; REGION_TOKENS],
 }
 
 impl<F: FnMut(u32)> Scanner<F> {
@@ -189,7 +196,7 @@ impl<F: FnMut(u32)> Scanner<F> {
             word_len: 0,
             previous_token: 0,
             tokens: 0,
-            last_tokens: [0; EDGE_TOKENS],
+            last_tokens: [0; REGION_TOKENS],
         }
     }
 
@@ -259,9 +266,12 @@ impl<F: FnMut(u32)> Scanner<F> {
             let tagged = token ^ SALT_FIRST.wrapping_mul(self.tokens as u64 + 1);
             (self.emit)(mix(tagged));
         }
+        if self.tokens < REGION_TOKENS {
+            (self.emit)(mix(token ^ SALT_HEAD_REGION));
+        }
         self.tokens += 1;
         self.last_tokens.rotate_left(1);
-        self.last_tokens[EDGE_TOKENS - 1] = token;
+        self.last_tokens[REGION_TOKENS - 1] = token;
         self.previous_token = token;
     }
 
@@ -269,10 +279,13 @@ impl<F: FnMut(u32)> Scanner<F> {
     /// numeric features.
     fn finish(mut self, total_len: usize) -> [f32; DENSE_COUNT] {
         self.end_word();
-        let known = self.tokens.min(EDGE_TOKENS);
+        let known = self.tokens.min(REGION_TOKENS);
         for (position, &token) in self.last_tokens.iter().rev().take(known).enumerate() {
-            let tagged = token ^ SALT_LAST.wrapping_mul(position as u64 + 1);
-            (self.emit)(mix(tagged));
+            if position < EDGE_TOKENS {
+                let tagged = token ^ SALT_LAST.wrapping_mul(position as u64 + 1);
+                (self.emit)(mix(tagged));
+            }
+            (self.emit)(mix(token ^ SALT_TAIL_REGION));
         }
         self.counts.dense(total_len)
     }

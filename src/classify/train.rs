@@ -13,8 +13,12 @@ use crate::task::TaskType;
 pub struct TrainOptions {
     /// Passes over the training rows.
     pub epochs: u32,
-    /// AdaGrad base learning rate.
+    /// AdaGrad base learning rate of the task head.
     pub learning_rate: f32,
+    /// AdaGrad base learning rate of the difficulty head. It is far lower
+    /// than the task head's because the difficulty signal in prompt text is
+    /// weak and a fast learner memorizes the training prompts.
+    pub difficulty_learning_rate: f32,
     /// L2 penalty applied to every weight a row touches.
     pub l2: f32,
     /// log2 of the number of hashed feature rows.
@@ -29,12 +33,13 @@ pub struct TrainOptions {
 impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
-            epochs: 12,
+            epochs: 20,
             learning_rate: 0.2,
-            l2: 1e-5,
+            difficulty_learning_rate: 0.005,
+            l2: 1e-4,
             bucket_bits: 16,
             seed: 1,
-            class_weight_power: 0.5,
+            class_weight_power: 1.0,
         }
     }
 }
@@ -67,6 +72,7 @@ fn encode(prompt: &str, bucket_bits: u32) -> Encoded {
 struct Sample {
     encoded: Encoded,
     label: usize,
+    target: f32,
     weight: f32,
 }
 
@@ -110,7 +116,11 @@ impl Model {
 
     /// Applies one AdaGrad step for output `k` given d(loss)/d(logit).
     fn step(&mut self, encoded: &Encoded, k: usize, grad: f32, options: &TrainOptions) {
-        let rate = options.learning_rate;
+        let rate = if k == DIFFICULTY {
+            options.difficulty_learning_rate
+        } else {
+            options.learning_rate
+        };
         adagrad(&mut self.bias[k], &mut self.bias_g2[k], grad, 0.0, rate);
         for (&value, (row, g2)) in encoded
             .dense
@@ -171,7 +181,7 @@ fn adagrad(weight: &mut f32, g2: &mut f32, grad: f32, l2: f32, rate: f32) {
 /// zero (a uniform task guess or a difficulty of 0.5).
 pub fn train(
     tasks: &[(&str, TaskType)],
-    routing: &[(&str, bool)],
+    routing: &[(&str, f32)],
     options: &TrainOptions,
 ) -> Weights {
     let mut model = Model::new(options.bucket_bits);
@@ -179,22 +189,72 @@ pub fn train(
     let task_samples = task_samples(tasks, options);
     let difficulty_samples: Vec<Sample> = routing
         .iter()
-        .map(|&(prompt, hard)| Sample {
+        .map(|&(prompt, target)| Sample {
             encoded: encode(prompt, options.bucket_bits),
-            label: usize::from(hard),
+            label: 0,
+            target,
             weight: 1.0,
         })
         .collect();
 
-    for _ in 0..options.epochs {
+    let mut average = Average::new(options.bucket_bits);
+    for epoch in 0..options.epochs {
         for index in shuffled(task_samples.len(), &mut rng) {
             fit_task(&mut model, &task_samples[index], options);
         }
         for index in shuffled(difficulty_samples.len(), &mut rng) {
             fit_difficulty(&mut model, &difficulty_samples[index], options);
         }
+        if epoch >= options.epochs / 2 {
+            average.add(&model);
+        }
     }
+    average.finish(&mut model);
     model.quantize(options.bucket_bits)
+}
+
+/// The mean of the weights at the end of each epoch in the second half of
+/// training, which is less noisy than the last epoch's weights.
+struct Average {
+    table: Vec<[f32; OUTPUTS]>,
+    bias: [f32; OUTPUTS],
+    dense: [[f32; OUTPUTS]; DENSE_COUNT],
+    snapshots: u32,
+}
+
+impl Average {
+    fn new(bucket_bits: u32) -> Average {
+        Average {
+            table: vec![[0.0; OUTPUTS]; 1 << bucket_bits],
+            bias: [0.0; OUTPUTS],
+            dense: [[0.0; OUTPUTS]; DENSE_COUNT],
+            snapshots: 0,
+        }
+    }
+
+    fn add(&mut self, model: &Model) {
+        let pairs = self.table.iter_mut().zip(&model.table);
+        let pairs = pairs.chain(std::iter::once((&mut self.bias, &model.bias)));
+        let pairs = pairs.chain(self.dense.iter_mut().zip(&model.dense));
+        for (sum, row) in pairs {
+            for (total, value) in sum.iter_mut().zip(row) {
+                *total += value;
+            }
+        }
+        self.snapshots += 1;
+    }
+
+    /// Replaces the model's weights with the mean, if any epoch was added.
+    fn finish(self, model: &mut Model) {
+        if self.snapshots == 0 {
+            return;
+        }
+        let scale = 1.0 / self.snapshots as f32;
+        let mean = |row: [f32; OUTPUTS]| row.map(|total| total * scale);
+        model.table = self.table.into_iter().map(mean).collect();
+        model.bias = mean(self.bias);
+        model.dense = self.dense.map(mean);
+    }
 }
 
 fn task_samples(tasks: &[(&str, TaskType)], options: &TrainOptions) -> Vec<Sample> {
@@ -211,6 +271,7 @@ fn task_samples(tasks: &[(&str, TaskType)], options: &TrainOptions) -> Vec<Sampl
             Sample {
                 encoded: encode(prompt, options.bucket_bits),
                 label: task.index(),
+                target: 0.0,
                 weight: balanced.powf(options.class_weight_power),
             }
         })
@@ -231,7 +292,7 @@ fn fit_task(model: &mut Model, sample: &Sample, options: &TrainOptions) {
 
 fn fit_difficulty(model: &mut Model, sample: &Sample, options: &TrainOptions) {
     let probability = super::sigmoid(model.logit(&sample.encoded, DIFFICULTY));
-    let grad = (probability - sample.label as f32) * sample.weight;
+    let grad = (probability - sample.target) * sample.weight;
     model.step(&sample.encoded, DIFFICULTY, grad, options);
 }
 
@@ -321,7 +382,7 @@ mod tests {
 
     #[test]
     fn learns_toy_difficulty() {
-        let routing: Vec<(&str, bool)> = CODE
+        let routing: Vec<(&str, f32)> = CODE
             .iter()
             .map(|&p| (p, true))
             .chain(CHAT.iter().map(|&p| (p, false)))
@@ -329,7 +390,7 @@ mod tests {
         let classifier = Classifier::from_weights(train(&[], &routing, &small_options()));
         for (prompt, hard) in routing {
             let difficulty = classifier.classify(prompt).difficulty;
-            assert_eq!(difficulty > 0.5, hard, "{prompt}: {difficulty}");
+            assert_eq!(difficulty > 0.5, hard > 0.5, "{prompt}: {difficulty}");
         }
     }
 
