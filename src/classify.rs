@@ -97,10 +97,7 @@ impl Classifier {
         let mut sums = [0i32; OUTPUTS];
         let mut count = 0u32;
         let dense = features::scan(prompt, |hash| {
-            let row = &rows[hash as usize & mask];
-            for (sum, &weight) in sums.iter_mut().zip(row) {
-                *sum += i32::from(weight);
-            }
+            add_row(&mut sums, rows[hash as usize & mask]);
             count += 1;
         });
         let logits = self.logits(&sums, count, &dense);
@@ -127,6 +124,17 @@ impl Classifier {
             }
         }
         logits
+    }
+}
+
+/// Adds one table row to the logit sums. The indexed loop over a row copied
+/// by value compiles to a few vector instructions; a `zip` over references
+/// to the table measured about twice as slow on the whole classification.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn add_row(sums: &mut [i32; OUTPUTS], row: [i16; OUTPUTS]) {
+    for k in 0..OUTPUTS {
+        sums[k] += i32::from(row[k]);
     }
 }
 

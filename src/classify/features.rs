@@ -19,7 +19,7 @@ pub const DENSE_COUNT: usize = 16;
 /// Identifies this feature layout. Weights files store it, and a file built
 /// for a different layout is rejected, because its weight rows would mean
 /// other features.
-pub const FEATURE_SET: u32 = 1;
+pub const FEATURE_SET: u32 = 2;
 
 /// Number of leading and trailing tokens that also get a position-tagged
 /// feature.
@@ -36,6 +36,8 @@ const SALT_FIRST: u64 = 0x3c6e_f372_fe94_f82b;
 const SALT_LAST: u64 = 0x1f83_d9ab_fb41_bd6b;
 const SALT_HEAD_REGION: u64 = 0x5be0_cd19_137e_2179;
 const SALT_TAIL_REGION: u64 = 0x9b05_688c_2b3e_6c1f;
+
+const MULTIPLY_CHARS: u64 = 0x9e37_79b9_7f4a_7c15;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -74,7 +76,7 @@ enum Class {
     Punct,
 }
 
-fn classify_byte(byte: u8) -> Class {
+const fn class_of(byte: u8) -> Class {
     match byte {
         b'\n' => Class::Newline,
         b if b.is_ascii_whitespace() => Class::Space,
@@ -83,89 +85,90 @@ fn classify_byte(byte: u8) -> Class {
     }
 }
 
-/// Lowercases ASCII letters and maps every digit to `0`, so that numbers of
-/// the same shape share features.
-fn normalize(byte: u8) -> u8 {
-    if byte.is_ascii_digit() {
-        b'0'
-    } else {
-        byte.to_ascii_lowercase()
+/// Lowercases ASCII letters, maps every digit to `0` so that numbers of the
+/// same shape share features, and maps whitespace other than a newline to
+/// a space.
+const fn normalize(byte: u8) -> u8 {
+    match class_of(byte) {
+        Class::Space => b' ',
+        _ if byte.is_ascii_digit() => b'0',
+        _ => byte.to_ascii_lowercase(),
     }
 }
 
-/// Counters gathered while scanning, turned into numeric features at the end.
-#[derive(Default)]
+/// The class and normalized form of every byte, looked up once per byte.
+static BYTES: [(Class, u8); 256] = {
+    let mut table = [(Class::Space, 0u8); 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = (class_of(byte as u8), normalize(byte as u8));
+        byte += 1;
+    }
+    table
+};
+
+/// Counts of the bytes read, per byte value, plus word statistics; turned
+/// into numeric features at the end. A histogram costs one increment per
+/// byte, however many byte classes the features use.
 struct Counts {
-    bytes: u32,
-    digits: u32,
-    upper: u32,
-    punct: u32,
-    newlines: u32,
-    questions: u32,
-    code_marks: u32,
-    math_marks: u32,
-    non_ascii: u32,
-    sentences: u32,
+    histogram: [u16; 256],
     words: u32,
     word_bytes: u32,
+    /// Words that end with a digit.
     numbers: u32,
-    digit_run: u32,
-    max_digit_run: u32,
-    last_visible: u8,
+    /// Length of the longest word that ends with a digit.
+    max_number: u32,
 }
 
 impl Counts {
-    fn add(&mut self, byte: u8) {
-        self.bytes += 1;
-        if byte.is_ascii_digit() {
-            self.digits += 1;
-            if self.digit_run == 0 {
-                self.numbers += 1;
-            }
-            self.digit_run += 1;
-            self.max_digit_run = self.max_digit_run.max(self.digit_run);
-        } else if byte != b'.' && byte != b',' {
-            self.digit_run = 0;
-        }
-        self.upper += u32::from(byte.is_ascii_uppercase());
-        self.punct += u32::from(byte.is_ascii_punctuation());
-        self.newlines += u32::from(byte == b'\n');
-        self.questions += u32::from(byte == b'?');
-        self.code_marks += u32::from(matches!(byte, b'{' | b'}' | b';' | b'`' | b'_' | b'#'));
-        self.math_marks += u32::from(matches!(
-            byte,
-            b'+' | b'*' | b'/' | b'^' | b'=' | b'%' | b'$'
-        ));
-        self.non_ascii += u32::from(byte >= 0x80);
-        self.sentences += u32::from(matches!(byte, b'.' | b'!' | b'?'));
-        if !byte.is_ascii_whitespace() {
-            self.last_visible = byte;
+    fn new() -> Counts {
+        Counts {
+            histogram: [0; 256],
+            words: 0,
+            word_bytes: 0,
+            numbers: 0,
+            max_number: 0,
         }
     }
 
+    fn sum(&self, bytes: &[u8]) -> u32 {
+        bytes
+            .iter()
+            .map(|&b| u32::from(self.histogram[usize::from(b)]))
+            .sum()
+    }
+
+    fn sum_where(&self, keep: impl Fn(u8) -> bool) -> u32 {
+        (0..=255u8)
+            .filter(|&b| keep(b))
+            .map(|b| u32::from(self.histogram[usize::from(b)]))
+            .sum()
+    }
+
     /// Turns the counters into features scaled to roughly [0, 1].
-    fn dense(&self, total_len: usize) -> [f32; DENSE_COUNT] {
-        let bytes = self.bytes.max(1) as f32;
+    /// `last_visible` is the last byte read that is not whitespace.
+    fn dense(&self, total_len: usize, last_visible: u8) -> [f32; DENSE_COUNT] {
+        let bytes = self.sum_where(|_| true).max(1) as f32;
         let log = |n: u32, scale: f32| (n as f32).ln_1p() / scale;
         let fraction = |n: u32| n as f32 / bytes;
         let mean_word = self.word_bytes as f32 / self.words.max(1) as f32;
         [
             (total_len as f32).ln_1p() / 10.0,
             log(self.words, 8.0),
-            fraction(self.digits),
-            fraction(self.upper),
-            fraction(self.punct),
-            log(self.newlines, 5.0),
-            log(self.questions, 3.0),
-            log(self.code_marks, 5.0),
-            log(self.math_marks, 5.0),
+            fraction(self.sum_where(|b| b.is_ascii_digit())),
+            fraction(self.sum_where(|b| b.is_ascii_uppercase())),
+            fraction(self.sum_where(|b| b.is_ascii_punctuation())),
+            log(self.sum(b"\n"), 5.0),
+            log(self.sum(b"?"), 3.0),
+            log(self.sum(b"{};`_#"), 5.0),
+            log(self.sum(b"+*/^=%$"), 5.0),
             log(self.numbers, 4.0),
-            fraction(self.non_ascii),
-            log(self.sentences, 5.0),
+            fraction(self.sum_where(|b| b >= 0x80)),
+            log(self.sum(b".!?"), 5.0),
             (mean_word / 10.0).min(2.0),
-            (self.max_digit_run as f32 / 10.0).min(2.0),
-            f32::from(u8::from(self.last_visible == b'?')),
-            f32::from(u8::from(self.last_visible == b':')),
+            (self.max_number as f32 / 10.0).min(2.0),
+            f32::from(u8::from(last_visible == b'?')),
+            f32::from(u8::from(last_visible == b':')),
         ]
     }
 }
@@ -181,6 +184,7 @@ struct Scanner<F: FnMut(u32)> {
     word_len: u32,
     previous_token: u64,
     tokens: usize,
+    /// The last tokens, as a ring indexed by `tokens % REGION_TOKENS`.
     last_tokens: [u64; REGION_TOKENS],
 }
 
@@ -188,7 +192,7 @@ impl<F: FnMut(u32)> Scanner<F> {
     fn new(emit: F) -> Self {
         Scanner {
             emit,
-            counts: Counts::default(),
+            counts: Counts::new(),
             chars: 0,
             chars_len: 0,
             last_char: b' ',
@@ -202,13 +206,9 @@ impl<F: FnMut(u32)> Scanner<F> {
 
     fn feed(&mut self, bytes: &[u8]) {
         for &byte in bytes {
-            self.counts.add(byte);
-            let class = classify_byte(byte);
-            let normal = if class == Class::Space {
-                b' '
-            } else {
-                normalize(byte)
-            };
+            let slot = &mut self.counts.histogram[usize::from(byte)];
+            *slot = slot.wrapping_add(1);
+            let (class, normal) = BYTES[usize::from(byte)];
             self.push_char(normal);
             match class {
                 Class::Word => {
@@ -232,6 +232,8 @@ impl<F: FnMut(u32)> Scanner<F> {
     }
 
     /// Emits a character 4-gram for each byte, collapsing runs of spaces.
+    /// A single multiply mixes the 4-gram: it is the most frequent feature,
+    /// and the high half of the product depends on every input bit.
     fn push_char(&mut self, normal: u8) {
         if normal == b' ' && self.last_char == b' ' {
             return;
@@ -240,7 +242,8 @@ impl<F: FnMut(u32)> Scanner<F> {
         self.chars = (self.chars << 8) | u32::from(normal);
         self.chars_len += 1;
         if self.chars_len >= 4 {
-            (self.emit)(mix(u64::from(self.chars) ^ SALT_CHARS));
+            let product = (u64::from(self.chars) ^ SALT_CHARS).wrapping_mul(MULTIPLY_CHARS);
+            (self.emit)((product >> 32) as u32);
         }
     }
 
@@ -248,8 +251,13 @@ impl<F: FnMut(u32)> Scanner<F> {
         if self.word_len == 0 {
             return;
         }
-        self.counts.words += 1;
-        self.counts.word_bytes += self.word_len;
+        let counts = &mut self.counts;
+        counts.words += 1;
+        counts.word_bytes += self.word_len;
+        if self.chars as u8 == b'0' {
+            counts.numbers += 1;
+            counts.max_number = counts.max_number.max(self.word_len);
+        }
         let word = self.word;
         self.word = FNV_OFFSET;
         self.word_len = 0;
@@ -257,37 +265,37 @@ impl<F: FnMut(u32)> Scanner<F> {
     }
 
     /// Emits the unigram, the bigram with the previous token, and for the
-    /// first tokens a position-tagged copy.
+    /// first tokens position- and region-tagged copies.
     fn token(&mut self, token: u64) {
         (self.emit)(mix(token ^ SALT_UNIGRAM));
         let pair = self.previous_token.wrapping_mul(FNV_PRIME).rotate_left(29) ^ token;
         (self.emit)(mix(pair ^ SALT_BIGRAM));
-        if self.tokens < EDGE_TOKENS {
-            let tagged = token ^ SALT_FIRST.wrapping_mul(self.tokens as u64 + 1);
-            (self.emit)(mix(tagged));
-        }
         if self.tokens < REGION_TOKENS {
+            if self.tokens < EDGE_TOKENS {
+                let tagged = token ^ SALT_FIRST.wrapping_mul(self.tokens as u64 + 1);
+                (self.emit)(mix(tagged));
+            }
             (self.emit)(mix(token ^ SALT_HEAD_REGION));
         }
+        self.last_tokens[self.tokens % REGION_TOKENS] = token;
         self.tokens += 1;
-        self.last_tokens.rotate_left(1);
-        self.last_tokens[REGION_TOKENS - 1] = token;
         self.previous_token = token;
     }
 
-    /// Emits position-tagged copies of the last tokens and returns the
-    /// numeric features.
-    fn finish(mut self, total_len: usize) -> [f32; DENSE_COUNT] {
+    /// Emits position- and region-tagged copies of the last tokens and
+    /// returns the numeric features.
+    fn finish(mut self, total_len: usize, last_visible: u8) -> [f32; DENSE_COUNT] {
         self.end_word();
         let known = self.tokens.min(REGION_TOKENS);
-        for (position, &token) in self.last_tokens.iter().rev().take(known).enumerate() {
+        for position in 0..known {
+            let token = self.last_tokens[(self.tokens - 1 - position) % REGION_TOKENS];
             if position < EDGE_TOKENS {
                 let tagged = token ^ SALT_LAST.wrapping_mul(position as u64 + 1);
                 (self.emit)(mix(tagged));
             }
             (self.emit)(mix(token ^ SALT_TAIL_REGION));
         }
-        self.counts.dense(total_len)
+        self.counts.dense(total_len, last_visible)
     }
 }
 
@@ -301,7 +309,13 @@ pub fn scan<F: FnMut(u32)>(prompt: &str, emit: F) -> [f32; DENSE_COUNT] {
         scanner.gap();
         scanner.feed(tail);
     }
-    scanner.finish(prompt.len())
+    let read = if tail.is_empty() { head } else { tail };
+    let last_visible = read
+        .iter()
+        .rev()
+        .find(|b| !b.is_ascii_whitespace())
+        .copied();
+    scanner.finish(prompt.len(), last_visible.unwrap_or(b' '))
 }
 
 #[cfg(test)]
@@ -343,9 +357,10 @@ mod tests {
 
     #[test]
     fn feature_count_matches_tokens() {
-        // "ab cd": 2 words give 2 unigrams, 2 bigrams, 2 first-position and
-        // 2 last-position features; 5 bytes give 2 character 4-grams.
-        assert_eq!(hashes("ab cd").len(), 10);
+        // "ab cd" has 2 words. Each gives a unigram, a bigram, a first- and
+        // a last-position feature, and a head- and a tail-region feature;
+        // its 5 bytes give 2 character 4-grams.
+        assert_eq!(hashes("ab cd").len(), 14);
     }
 
     #[test]

@@ -384,8 +384,8 @@ mod tests {
     fn learns_toy_difficulty() {
         let routing: Vec<(&str, f32)> = CODE
             .iter()
-            .map(|&p| (p, true))
-            .chain(CHAT.iter().map(|&p| (p, false)))
+            .map(|&p| (p, 1.0))
+            .chain(CHAT.iter().map(|&p| (p, 0.0)))
             .collect();
         let classifier = Classifier::from_weights(train(&[], &routing, &small_options()));
         for (prompt, hard) in routing {
