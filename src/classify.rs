@@ -1,7 +1,7 @@
 //! The tiny prompt classifier: a linear model over hashed n-gram features
-//! with two heads, a task type (softmax over [`TaskType::ALL`]) and a
-//! difficulty score (the probability that a cheap model fails where a
-//! strong one succeeds).
+//! with two heads. One predicts a task type (a softmax over
+//! [`TaskType::ALL`]) and the other a difficulty score, the expected gain
+//! of sending the prompt to a strong model instead of a cheap one.
 
 pub mod cli;
 pub mod cv;
@@ -42,8 +42,9 @@ pub struct Classification {
     pub task: TaskType,
     /// The softmax probability of `task`, in (0, 1].
     pub confidence: f32,
-    /// The probability, in [0, 1], that a cheap model fails on the prompt
-    /// where a strong model succeeds.
+    /// The probability, in [0, 1], that a strong model's answer beats a
+    /// cheap model's, with a tie counted as half a win. Above 0.5 the strong
+    /// model is expected to do better.
     pub difficulty: f32,
 }
 
@@ -128,8 +129,8 @@ impl Classifier {
 }
 
 /// Adds one table row to the logit sums. The indexed loop over a row copied
-/// by value compiles to a few vector instructions; a `zip` over references
-/// to the table measured about twice as slow on the whole classification.
+/// by value compiles to a few vector instructions. A `zip` over references
+/// to the table made the whole classification about twice as slow.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
 fn add_row(sums: &mut [i32; OUTPUTS], row: [i16; OUTPUTS]) {
@@ -181,7 +182,8 @@ mod tests {
         let classifier = Classifier::embedded();
         for prompt in ["", "hi", "Write a haiku about rust.", &"x".repeat(20_000)] {
             let out = classifier.classify(prompt);
-            assert!(out.confidence > 0.0 && out.confidence <= 1.0, "{out:?}");
+            assert!(out.confidence > 0.0, "{out:?}");
+            assert!(out.confidence <= 1.0, "{out:?}");
             assert!((0.0..=1.0).contains(&out.difficulty), "{out:?}");
         }
     }

@@ -1,5 +1,5 @@
 //! Checks that `Classifier::classify` does not allocate, with a global
-//! allocator that counts every allocation in the process. The file holds a
+//! allocator that counts every allocation in the process. The file contains a
 //! single test so that no other test allocates at the same time.
 
 use std::alloc::System;

@@ -107,8 +107,8 @@ static BYTES: [(Class, u8); 256] = {
     table
 };
 
-/// Counts of the bytes read, per byte value, plus word statistics; turned
-/// into numeric features at the end. A histogram costs one increment per
+/// Counts of the bytes read, per byte value, plus word statistics. They
+/// become numeric features at the end. A histogram costs one increment per
 /// byte, however many byte classes the features use.
 struct Counts {
     histogram: [u16; 256],
@@ -357,9 +357,9 @@ mod tests {
 
     #[test]
     fn feature_count_matches_tokens() {
-        // "ab cd" has 2 words. Each gives a unigram, a bigram, a first- and
-        // a last-position feature, and a head- and a tail-region feature;
-        // its 5 bytes give 2 character 4-grams.
+        // "ab cd" has 2 words, and each word gives 6 features: a unigram, a
+        // bigram, a first- and a last-position feature, and a head- and a
+        // tail-region feature. Its 5 bytes give 2 character 4-grams.
         assert_eq!(hashes("ab cd").len(), 14);
     }
 

@@ -306,8 +306,8 @@ pub fn shuffled(len: usize, rng: &mut SplitMix64) -> Vec<usize> {
     order
 }
 
-/// SplitMix64, a small seeded generator; enough for shuffles and folds, and
-/// stable across platforms and crate versions.
+/// SplitMix64, a small seeded generator. It is enough for shuffles and
+/// folds, and its output does not change across platforms or crate versions.
 pub struct SplitMix64(u64);
 
 impl SplitMix64 {
@@ -323,7 +323,7 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
-    /// Returns a value in 0..bound; the modulo bias is negligible for the
+    /// Returns a value in 0..bound. The modulo bias is negligible for the
     /// sizes used here.
     pub fn below(&mut self, bound: usize) -> usize {
         (self.next_u64() % bound as u64) as usize

@@ -47,7 +47,7 @@ pub struct Weights {
     pub rows: Vec<[i16; OUTPUTS]>,
 }
 
-/// Why a weights file was rejected.
+/// The reason a weights file was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
     #[error("failed to read weights file {path}: {source}")]
@@ -83,7 +83,7 @@ pub enum WeightsError {
 }
 
 impl WeightsError {
-    /// A fixed, low-cardinality label for metrics and logs.
+    /// Returns a fixed, low-cardinality label for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {
             WeightsError::Read { .. } => "read",
