@@ -120,12 +120,12 @@ pub struct EvalArgs {
     /// Cross-validate the task head leaving one `source` out at a time.
     #[arg(long, requires = "tasks")]
     pub by_source: bool,
-    /// Price of the strong model in USD per million tokens [default: the
-    /// gpt-4-1106-preview input price in LiteLLM 1.110.2].
+    /// Price of the strong model in USD per million tokens. The default is
+    /// the gpt-4-1106-preview input price in LiteLLM 1.110.2.
     #[arg(long, value_name = "USD", default_value_t = 10.0)]
     pub strong_price: f64,
-    /// Price of the weak model in USD per million tokens [default: the
-    /// DeepInfra Mixtral-8x7B-Instruct price in LiteLLM 1.110.2].
+    /// Price of the weak model in USD per million tokens. The default is the
+    /// DeepInfra Mixtral-8x7B-Instruct price in LiteLLM 1.110.2.
     #[arg(long, value_name = "USD", default_value_t = 0.4)]
     pub weak_price: f64,
     #[command(flatten)]
@@ -136,8 +136,8 @@ pub struct EvalArgs {
 pub enum CommandError {
     #[error(transparent)]
     Data(#[from] DataError),
-    #[error(transparent)]
-    Weights(#[from] WeightsError),
+    #[error("failed to load classifier weights from {path}: {source}")]
+    Weights { path: PathBuf, source: WeightsError },
     #[error(transparent)]
     NoQualityGap(#[from] NoQualityGap),
     #[error("failed to write weights file {path}: {source}")]
@@ -195,11 +195,14 @@ pub fn run_eval(args: &EvalArgs) -> Result<(), CommandError> {
     Ok(())
 }
 
-fn classifier(args: &EvalArgs) -> Result<Classifier, WeightsError> {
-    match &args.classifier {
-        Some(path) => Classifier::load(path),
-        None => Ok(Classifier::embedded().clone()),
-    }
+fn classifier(args: &EvalArgs) -> Result<Classifier, CommandError> {
+    let Some(path) = &args.classifier else {
+        return Ok(Classifier::embedded().clone());
+    };
+    Classifier::load(path).map_err(|source| CommandError::Weights {
+        path: path.clone(),
+        source,
+    })
 }
 
 fn eval_tasks(
