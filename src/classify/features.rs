@@ -138,32 +138,41 @@ impl Counts {
             .sum()
     }
 
-    fn sum_where(&self, keep: impl Fn(u8) -> bool) -> u32 {
-        (0..=255u8)
-            .filter(|&b| keep(b))
-            .map(|b| u32::from(self.histogram[usize::from(b)]))
+    /// Sums the counts of the byte values in `range`.
+    fn sum_range(&self, range: std::ops::RangeInclusive<u8>) -> u32 {
+        let (start, end) = (usize::from(*range.start()), usize::from(*range.end()));
+        self.histogram[start..=end]
+            .iter()
+            .map(|&n| u32::from(n))
             .sum()
+    }
+
+    fn punctuation(&self) -> u32 {
+        self.sum_range(b'!'..=b'/')
+            + self.sum_range(b':'..=b'@')
+            + self.sum_range(b'['..=b'`')
+            + self.sum_range(b'{'..=b'~')
     }
 
     /// Turns the counters into features scaled to roughly [0, 1].
     /// `last_visible` is the last byte read that is not whitespace.
     fn dense(&self, total_len: usize, last_visible: u8) -> [f32; DENSE_COUNT] {
-        let bytes = self.sum_where(|_| true).max(1) as f32;
+        let bytes = self.sum_range(0..=255).max(1) as f32;
         let log = |n: u32, scale: f32| (n as f32).ln_1p() / scale;
         let fraction = |n: u32| n as f32 / bytes;
         let mean_word = self.word_bytes as f32 / self.words.max(1) as f32;
         [
             (total_len as f32).ln_1p() / 10.0,
             log(self.words, 8.0),
-            fraction(self.sum_where(|b| b.is_ascii_digit())),
-            fraction(self.sum_where(|b| b.is_ascii_uppercase())),
-            fraction(self.sum_where(|b| b.is_ascii_punctuation())),
+            fraction(self.sum_range(b'0'..=b'9')),
+            fraction(self.sum_range(b'A'..=b'Z')),
+            fraction(self.punctuation()),
             log(self.sum(b"\n"), 5.0),
             log(self.sum(b"?"), 3.0),
             log(self.sum(b"{};`_#"), 5.0),
             log(self.sum(b"+*/^=%$"), 5.0),
             log(self.numbers, 4.0),
-            fraction(self.sum_where(|b| b >= 0x80)),
+            fraction(self.sum_range(0x80..=0xff)),
             log(self.sum(b".!?"), 5.0),
             (mean_word / 10.0).min(2.0),
             (self.max_number as f32 / 10.0).min(2.0),
@@ -394,6 +403,15 @@ mod tests {
         assert!(question[2] > 0.0, "digit fraction");
         assert!(code[7] > question[7], "code markers");
         assert_eq!(code[14], 0.0);
+    }
+
+    #[test]
+    fn punctuation_ranges_match_std() {
+        let mut counts = Counts::new();
+        counts.histogram = [1; 256];
+        let expected = (0..=255u8).filter(u8::is_ascii_punctuation).count();
+        assert_eq!(counts.punctuation() as usize, expected);
+        assert_eq!(counts.sum_range(0..=255), 256);
     }
 
     #[test]
