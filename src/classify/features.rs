@@ -1,5 +1,6 @@
 //! Feature extraction: hashed word unigrams, word bigrams, character
-//! 4-grams and position-tagged edge tokens, plus a few numeric features.
+//! 4-grams and position- and region-tagged edge tokens, plus a few numeric
+//! features.
 //!
 //! Extraction is one pass over the bytes read and calls a closure for each
 //! hashed feature, so the caller can accumulate logits without storing the

@@ -14,7 +14,8 @@ pub struct TaskReport {
     pub accuracy: f64,
     /// Mean F1 over the classes that occur as expected or predicted labels.
     pub macro_f1: f64,
-    /// F1 per class in [`TaskType::ALL`] order; `None` for absent classes.
+    /// F1 per class in [`TaskType::ALL`] order, or `None` for a class that
+    /// occurs in neither the expected nor the predicted labels.
     pub f1: Vec<Option<f64>>,
     /// `confusion[expected][predicted]` counts.
     pub confusion: Vec<Vec<usize>>,

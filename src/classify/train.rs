@@ -67,8 +67,8 @@ fn encode(prompt: &str, bucket_bits: u32) -> Encoded {
     Encoded { sparse, dense }
 }
 
-/// A row to fit: the encoded prompt, its target per output column (only
-/// the head's own columns are used) and its weight in the loss.
+/// A row to fit: the encoded prompt, its task label or difficulty target,
+/// and its weight in the loss.
 struct Sample {
     encoded: Encoded,
     label: usize,
