@@ -20,7 +20,7 @@ pub const DENSE_COUNT: usize = 16;
 /// Identifies this feature layout. Weights files store it, and a file built
 /// for a different layout is rejected, because its weight rows would mean
 /// other features.
-pub const FEATURE_SET: u32 = 2;
+pub const FEATURE_SET: u32 = 3;
 
 /// Number of leading and trailing tokens that also get a position-tagged
 /// feature.
@@ -52,6 +52,14 @@ pub fn mix(value: u64) -> u32 {
     x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     x ^= x >> 33;
     x as u32
+}
+
+/// Hashes a character 4-gram (4 normalized bytes) with a single multiply:
+/// it is the most frequent feature, and the high half of the product
+/// depends on every input bit.
+fn char_hash(chars: u32) -> u32 {
+    let product = (u64::from(chars) ^ SALT_CHARS).wrapping_mul(MULTIPLY_CHARS);
+    (product >> 32) as u32
 }
 
 /// Folds one byte into a 64-bit FNV-1a hash.
@@ -192,6 +200,7 @@ struct Scanner<F: FnMut(u32)> {
     last_char: u8,
     word: u64,
     word_len: u32,
+    last_word_byte: u8,
     previous_token: u64,
     tokens: usize,
     /// The last tokens, as a ring indexed by `tokens % REGION_TOKENS`.
@@ -208,69 +217,91 @@ impl<F: FnMut(u32)> Scanner<F> {
             last_char: b' ',
             word: FNV_OFFSET,
             word_len: 0,
+            last_word_byte: 0,
             previous_token: 0,
             tokens: 0,
             last_tokens: [0; REGION_TOKENS],
         }
     }
 
+    /// Scans bytes with the per-byte state in local variables. Kept in
+    /// fields, that state was stored and reloaded around every call that
+    /// emits a token, which cost several instructions per byte.
     fn feed(&mut self, bytes: &[u8]) {
+        let mut chars = self.chars;
+        let mut chars_len = self.chars_len;
+        let mut last_char = self.last_char;
+        let mut word = self.word;
+        let mut word_len = self.word_len;
+        let mut last_word_byte = self.last_word_byte;
         for &byte in bytes {
             let slot = &mut self.counts.histogram[usize::from(byte)];
             *slot = slot.wrapping_add(1);
             let (class, normal) = BYTES[usize::from(byte)];
-            self.push_char(normal);
-            match class {
-                Class::Word => {
-                    self.word = fnv_step(self.word, normal);
-                    self.word_len += 1;
-                }
-                Class::Space => self.end_word(),
-                Class::Newline | Class::Punct => {
-                    self.end_word();
-                    self.token(fnv_step(FNV_OFFSET, normal));
+            if normal != b' ' || last_char != b' ' {
+                last_char = normal;
+                chars = (chars << 8) | u32::from(normal);
+                chars_len += 1;
+                if chars_len >= 4 {
+                    (self.emit)(char_hash(chars));
                 }
             }
+            if class == Class::Word {
+                word = fnv_step(word, normal);
+                word_len += 1;
+                last_word_byte = normal;
+                continue;
+            }
+            if word_len > 0 {
+                self.word_token(word, word_len, last_word_byte);
+                word = FNV_OFFSET;
+                word_len = 0;
+            }
+            if class != Class::Space {
+                self.token(fnv_step(FNV_OFFSET, normal));
+            }
         }
+        self.chars = chars;
+        self.chars_len = chars_len;
+        self.last_char = last_char;
+        self.word = word;
+        self.word_len = word_len;
+        self.last_word_byte = last_word_byte;
     }
 
     /// Separates the head from the tail of a truncated prompt.
     fn gap(&mut self) {
         self.end_word();
-        self.push_char(b' ');
+        if self.last_char != b' ' {
+            self.last_char = b' ';
+            self.chars = (self.chars << 8) | u32::from(b' ');
+            self.chars_len += 1;
+            if self.chars_len >= 4 {
+                (self.emit)(char_hash(self.chars));
+            }
+        }
         self.previous_token = 0;
-    }
-
-    /// Emits a character 4-gram for each byte, collapsing runs of spaces.
-    /// A single multiply mixes the 4-gram: it is the most frequent feature,
-    /// and the high half of the product depends on every input bit.
-    fn push_char(&mut self, normal: u8) {
-        if normal == b' ' && self.last_char == b' ' {
-            return;
-        }
-        self.last_char = normal;
-        self.chars = (self.chars << 8) | u32::from(normal);
-        self.chars_len += 1;
-        if self.chars_len >= 4 {
-            let product = (u64::from(self.chars) ^ SALT_CHARS).wrapping_mul(MULTIPLY_CHARS);
-            (self.emit)((product >> 32) as u32);
-        }
     }
 
     fn end_word(&mut self) {
         if self.word_len == 0 {
             return;
         }
-        let counts = &mut self.counts;
-        counts.words += 1;
-        counts.word_bytes += self.word_len;
-        if self.chars as u8 == b'0' {
-            counts.numbers += 1;
-            counts.max_number = counts.max_number.max(self.word_len);
-        }
-        let word = self.word;
+        self.word_token(self.word, self.word_len, self.last_word_byte);
         self.word = FNV_OFFSET;
         self.word_len = 0;
+    }
+
+    /// Counts a finished word and emits its token. A word whose last byte
+    /// is a digit counts as a number.
+    fn word_token(&mut self, word: u64, len: u32, last_byte: u8) {
+        let counts = &mut self.counts;
+        counts.words += 1;
+        counts.word_bytes += len;
+        if last_byte == b'0' {
+            counts.numbers += 1;
+            counts.max_number = counts.max_number.max(len);
+        }
         self.token(word);
     }
 
@@ -404,6 +435,19 @@ mod tests {
         assert!(question[2] > 0.0, "digit fraction");
         assert!(code[7] > question[7], "code markers");
         assert_eq!(code[14], 0.0);
+    }
+
+    #[test]
+    fn numbers_are_counted() {
+        let none = scan("add these up", |_| {});
+        let two = scan("add 12 and 345 now", |_| {});
+        assert_eq!(none[9], 0.0, "no numbers");
+        assert!(two[9] > 0.0, "two numbers");
+        assert!(
+            (two[13] - 0.3).abs() < 1e-6,
+            "longest number has 3 digits: {}",
+            two[13]
+        );
     }
 
     #[test]
