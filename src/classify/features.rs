@@ -234,10 +234,12 @@ impl<F: FnMut(u32)> Scanner<F> {
         let mut word = self.word;
         let mut word_len = self.word_len;
         let mut last_word_byte = self.last_word_byte;
+
         for &byte in bytes {
             let slot = &mut self.counts.histogram[usize::from(byte)];
             *slot = slot.wrapping_add(1);
             let (class, normal) = BYTES[usize::from(byte)];
+
             if normal != b' ' || last_char != b' ' {
                 last_char = normal;
                 chars = (chars << 8) | u32::from(normal);
@@ -246,6 +248,7 @@ impl<F: FnMut(u32)> Scanner<F> {
                     (self.emit)(char_hash(chars));
                 }
             }
+
             if class == Class::Word {
                 word = fnv_step(word, normal);
                 word_len += 1;
@@ -261,6 +264,7 @@ impl<F: FnMut(u32)> Scanner<F> {
                 self.token(fnv_step(FNV_OFFSET, normal));
             }
         }
+
         self.chars = chars;
         self.chars_len = chars_len;
         self.last_char = last_char;
