@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::classify::cli::{EvalArgs, TrainArgs, run_eval, run_train};
+
 /// A per-pod sidecar that picks the LLM model for each request.
 ///
 /// Every flag can also be set with the TRIAGE_* environment variable named
@@ -35,6 +37,10 @@ pub enum Command {
     /// Measure latency and throughput of every transport against a
     /// baseline server that does no routing work.
     Bench(crate::bench::BenchArgs),
+    /// Fit the prompt classifier and write a weights file.
+    Train(TrainArgs),
+    /// Score the prompt classifier on labelled prompts or routing outcomes.
+    Eval(EvalArgs),
 }
 
 /// Runs one command and returns the process exit code.
@@ -46,6 +52,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Explain(args) => inspect::explain(&args),
         Command::Route(args) => inspect::route(&args),
         Command::Bench(args) => crate::bench::run(&args),
+        Command::Train(args) => run_train(&args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(anyhow::Error::from),
+        Command::Eval(args) => run_eval(&args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(code) => code,

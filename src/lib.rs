@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod catalog;
+pub mod classify;
 pub mod cli;
 pub mod client;
 pub mod decide;
