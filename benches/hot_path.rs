@@ -11,6 +11,7 @@ use std::path::Path;
 
 use bytes::BytesMut;
 use criterion::{Criterion, criterion_group, criterion_main};
+use triage::classify::Classifier;
 use triage::decide::{self, Context, Limits};
 use triage::frame::{self, DEFAULT_MAX_FRAME_BYTES, Kind};
 use triage::policy::Policy;
@@ -32,6 +33,22 @@ fn request(prompt: &str) -> DecideRequest {
 }
 
 /// Builds one request per path, named as in the benchmark ids.
+/// A code-review prompt of about 1 KB, the size the classified-path target
+/// is stated for.
+fn classified_prompt_1k() -> String {
+    let mut prompt = String::from(
+        "Please review the following Rust function for correctness and performance. \
+         It parses a configuration file, validates every key, and returns a map of \
+         settings. Point out any panics on malformed input, unnecessary allocations, \
+         and places where the error message would not help the user fix the file.\n\n",
+    );
+    while prompt.len() < 1000 {
+        prompt.push_str("fn parse(line: &str) -> Option<(&str, &str)> { line.split_once('=') }\n");
+    }
+    prompt.truncate(1024);
+    prompt
+}
+
 fn requests() -> Vec<(&'static str, DecideRequest)> {
     let mut pinned = request("Review this contract clause for liability limits.");
     pinned.pinned_model = "beta-large".into();
@@ -39,14 +56,14 @@ fn requests() -> Vec<(&'static str, DecideRequest)> {
     rule.route = "tweet-sentiment".into();
     let mut bypass = request("Summarize this thread in two sentences.");
     bypass.latency_budget_ms = 100;
-    let default = request("Write a haiku about queues.");
-    // The classified path is measured once the classifier lands: add a
-    // ("classified", request) entry here whose request reaches it.
+    let short = request("Write a haiku about queues.");
+    let long = request(&classified_prompt_1k());
     vec![
         ("pinned", pinned),
         ("rule", rule),
         ("latency_bypass", bypass),
-        ("default", default),
+        ("classified_short", short),
+        ("classified_1k", long),
     ]
 }
 
@@ -56,6 +73,7 @@ fn bench_decide(c: &mut Criterion) {
     let context = Context {
         policy: &policy,
         limits: &limits,
+        classifier: Some(Classifier::embedded()),
     };
     let mut group = c.benchmark_group("decide");
     for (name, request) in requests() {

@@ -12,6 +12,7 @@ use std::time::Instant;
 pub use error::DecideError;
 
 use crate::catalog::{ModelId, ModelSet};
+use crate::classify::{Classification, Classifier};
 use crate::policy::{Action, MatchInput, Policy, Rule, Tier};
 use crate::proto::{DecideRequest, Decision, Path, TaskSource};
 use crate::task::TaskType;
@@ -44,17 +45,21 @@ impl Default for Limits {
 pub struct Context<'a> {
     pub policy: &'a Policy,
     pub limits: &'a Limits,
+    /// The prompt classifier; `None` skips classification, so requests
+    /// without a declared task use the policy's default task type.
+    pub classifier: Option<&'a Classifier>,
 }
 
 /// Decides which model `request` should go to.
 pub fn decide(context: Context<'_>, request: &DecideRequest) -> Result<Decision, DecideError> {
     let started = Instant::now();
     let checked = validate::check(context.policy, context.limits, request)?;
-    let mut decision = Pipeline {
+    let pipeline = Pipeline {
         policy: context.policy,
         request: &checked,
-    }
-    .run()?;
+        classifier: context.classifier,
+    };
+    let mut decision = pipeline.run()?;
     if let Some(receipt) = decision.receipt.as_mut() {
         receipt.decide_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     }
@@ -70,6 +75,7 @@ pub fn degraded(policy: &Policy, request: &DecideRequest, note: &str) -> Decisio
 struct Pipeline<'a> {
     policy: &'a Policy,
     request: &'a Checked<'a>,
+    classifier: Option<&'a Classifier>,
 }
 
 impl Pipeline<'_> {
@@ -90,13 +96,69 @@ impl Pipeline<'_> {
         {
             return self.by_rule(rule);
         }
-        let path = if self.bypasses_classifier() {
-            Path::LatencyBypass
-        } else {
-            Path::Default
-        };
+        if self.bypasses_classifier() {
+            let (task, source) = self.task(rule);
+            return self.select(Path::LatencyBypass, rule, task, source);
+        }
+        if self.request.tier != Tier::Best
+            && let Some(classifier) = self.classifier
+            && !self.request.text.is_empty()
+        {
+            return self.classified(classifier.classify(self.request.text), rule);
+        }
         let (task, source) = self.task(rule);
-        self.select(path, rule, task, source)
+        self.select(Path::Default, rule, task, source)
+    }
+
+    /// Selection with the classifier's task and difficulty. A declared task
+    /// replaces the classifier's, and a rule's quality bar replaces the
+    /// curve. Low confidence in a guessed task raises the bar, never lowers
+    /// it.
+    fn classified(
+        &self,
+        classification: Classification,
+        rule: Option<&Rule>,
+    ) -> Result<Decision, DecideError> {
+        let action = rule.map(|r| &r.action);
+        let curve = &self.policy.defaults.classifier;
+        let (task, source) = match self.request.declared_task {
+            Some(task) => (task, TaskSource::Declared),
+            None => (classification.task, TaskSource::Classifier),
+        };
+        let mut bar = match action.and_then(|a| a.quality_bar) {
+            Some(bar) => bar,
+            None => {
+                // The tier shifts the whole curve: high asks for more than
+                // standard at every difficulty, economy for less.
+                let shift = self.bar(None) - self.policy.defaults.quality_bars.standard;
+                (curve.bar_for(f64::from(classification.difficulty)) + shift).clamp(0.0, 1.0)
+            }
+        };
+        let confidence = f64::from(classification.confidence);
+        let unsure = source == TaskSource::Classifier && confidence < curve.min_confidence;
+        if unsure {
+            bar = bar.max(curve.low_confidence_bar);
+        }
+
+        let filter = self.filter(action);
+        let eligible = filter.eligible(self.policy);
+        let max = self.policy.defaults.max_fallbacks;
+        let goal = Goal::Cheapest { bar };
+        let choice = select::choose(self.policy, eligible, task, goal, self.tokens(), max)
+            .ok_or_else(|| no_candidate(self.request))?;
+        let outcome = Outcome {
+            path: Path::Classified,
+            rule,
+            task,
+            task_source: source,
+            bar,
+            filter: &filter,
+            tokens: self.tokens(),
+            choice,
+            classification: Some(classification),
+            low_confidence: unsure,
+        };
+        Ok(receipt::build(self.policy, self.request, outcome))
     }
 
     fn bypasses_classifier(&self) -> bool {
@@ -233,6 +295,8 @@ impl Pipeline<'_> {
             filter,
             tokens: self.tokens(),
             choice,
+            classification: None,
+            low_confidence: false,
         };
         Ok(receipt::build(self.policy, self.request, outcome))
     }
@@ -284,6 +348,8 @@ impl Pipeline<'_> {
             filter,
             tokens: self.tokens(),
             choice,
+            classification: None,
+            low_confidence: false,
         };
         Ok(receipt::build(self.policy, self.request, outcome))
     }

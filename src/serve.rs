@@ -30,6 +30,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 
+use crate::classify::Classifier;
 use crate::decide::Limits;
 use crate::policy::Policy;
 use authority::AuthorityFix;
@@ -43,6 +44,8 @@ pub struct Settings {
     pub grpc_socket: Option<PathBuf>,
     /// Unix socket for the frame protocol; `None` disables it.
     pub frame_socket: Option<PathBuf>,
+    /// Classifier weights to load instead of the built-in ones.
+    pub classifier: Option<PathBuf>,
     pub grpc_listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
     /// How long in-flight calls may run after a shutdown signal.
@@ -120,6 +123,26 @@ pub fn load_policy(settings: &Settings) -> anyhow::Result<Policy> {
     })
 }
 
+/// Loads classifier weights from `path`, or the built-in weights when there
+/// is no path or the file fails its checks, so a bad file never stops the
+/// sidecar.
+pub fn load_classifier(path: Option<&std::path::Path>) -> Arc<Classifier> {
+    let Some(path) = path else {
+        return Arc::new(Classifier::embedded().clone());
+    };
+    match Classifier::load(path) {
+        Ok(classifier) => {
+            tracing::info!(path = %path.display(), "classifier weights loaded");
+            Arc::new(classifier)
+        }
+        Err(err) => {
+            tracing::error!(path = %path.display(), error = %err, "classifier weights rejected; serving with the built-in weights");
+            metrics::counter!(crate::telemetry::CLASSIFIER_LOAD_FAILURES).increment(1);
+            Arc::new(Classifier::embedded().clone())
+        }
+    }
+}
+
 /// Binds every listener and starts serving. Returns once the sockets are
 /// bound and the server is ready.
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
@@ -135,7 +158,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         "policy loaded"
     );
     crate::telemetry::metrics_handle();
-    let state = State::new(policy, settings.limits.clone());
+    let classifier = load_classifier(settings.classifier.as_deref());
+    let state = State::with_classifier(policy, settings.limits.clone(), classifier);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let (routes, health) = grpc::routes(state.clone())?;

@@ -12,6 +12,7 @@ pub const DECISIONS: &str = "triage_decisions_total";
 pub const DECISION_ERRORS: &str = "triage_decision_errors_total";
 pub const DECISION_DURATION: &str = "triage_decision_duration_seconds";
 pub const DEGRADED: &str = "triage_degraded_decisions_total";
+pub const CLASSIFIER_LOAD_FAILURES: &str = "triage_classifier_load_failures_total";
 pub const RELOADS: &str = "triage_policy_reloads_total";
 pub const POLICY_INFO: &str = "triage_policy_info";
 pub const POLICY_RULES: &str = "triage_policy_rules";

@@ -33,6 +33,7 @@ async fn start() -> Harness {
         policy: Some(policy),
         grpc_socket: Some(dir.path().join("grpc.sock")),
         frame_socket: Some(dir.path().join("frame.sock")),
+        classifier: None,
         grpc_listen: Some("127.0.0.1:0".parse().unwrap()),
         admin_listen: None,
         drain: Duration::from_secs(5),
@@ -57,10 +58,13 @@ fn client(endpoint: Endpoint, deadline: Duration) -> Client {
     Client::new(config).unwrap()
 }
 
+/// A request whose answer does not depend on the classifier: its latency
+/// budget skips it, so the policy's default task decides.
 fn request(id: &str) -> DecideRequest {
     DecideRequest {
         request_id: id.into(),
         prompt: "Summarize this thread".into(),
+        latency_budget_ms: 100,
         ..Default::default()
     }
 }
@@ -259,6 +263,7 @@ async fn client_reconnects_after_restart() {
         policy: Some(policy),
         grpc_socket: None,
         frame_socket: Some(socket),
+        classifier: None,
         grpc_listen: None,
         admin_listen: None,
         drain: Duration::from_secs(5),

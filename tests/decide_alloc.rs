@@ -12,6 +12,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::Path;
 
+use triage::classify::Classifier;
 use triage::decide::{self, Context, Limits};
 use triage::policy::Policy;
 use triage::proto::{DecideRequest, Message, QualityTier, Requirements};
@@ -114,6 +115,7 @@ fn decide_allocates_only_the_decision() {
     let context = Context {
         policy: &policy,
         limits: &limits,
+        classifier: Some(Classifier::embedded()),
     };
     for (case, request) in cases() {
         // The first call may initialise lazy statics; count the second.

@@ -33,6 +33,7 @@ async fn start() -> Harness {
         policy: Some(policy),
         grpc_socket: None,
         frame_socket: Some(socket.clone()),
+        classifier: None,
         grpc_listen: None,
         admin_listen: None,
         drain: Duration::from_secs(5),
@@ -48,10 +49,13 @@ async fn start() -> Harness {
     }
 }
 
+/// A request whose answer does not depend on the classifier: its latency
+/// budget skips it, so the policy's default task decides.
 fn request(id: &str, prompt: &str) -> DecideRequest {
     DecideRequest {
         request_id: id.into(),
         prompt: prompt.into(),
+        latency_budget_ms: 100,
         ..Default::default()
     }
 }

@@ -35,6 +35,7 @@ async fn start_with(max_in_flight: usize) -> Harness {
         policy: Some(policy_path.clone()),
         grpc_socket: Some(dir.path().join("run/grpc.sock")),
         frame_socket: None,
+        classifier: None,
         grpc_listen: Some("127.0.0.1:0".parse().unwrap()),
         admin_listen: Some("127.0.0.1:0".parse().unwrap()),
         drain: Duration::from_secs(5),
@@ -134,10 +135,25 @@ async fn decide_over_unix_socket() {
 async fn decide_over_tcp() {
     let harness = start().await;
     let mut client = RouterClient::new(tcp_channel(&harness).await);
-    let decision = client.decide(request("hello")).await.unwrap().into_inner();
+    let mut req = request("hello");
+    req.latency_budget_ms = 100;
+    let decision = client.decide(req).await.unwrap().into_inner();
     assert_eq!(decision.model, "alpha-small");
     assert_eq!(decision.fallbacks.len(), 3);
     assert!(decision.receipt.unwrap().decide_nanos > 0);
+}
+
+#[tokio::test]
+async fn server_classifies_prompts() {
+    let harness = start().await;
+    let mut client = RouterClient::new(tcp_channel(&harness).await);
+    let prompt = "Write a Rust function that reverses a linked list in place, with unit tests.";
+    let decision = client.decide(request(prompt)).await.unwrap().into_inner();
+    let receipt = decision.receipt.unwrap();
+    assert_eq!(receipt.path(), DecisionPath::Classified);
+    assert_eq!(receipt.task_type(), triage::proto::TaskType::Code);
+    assert!(receipt.confidence > 0.0 && receipt.confidence <= 1.0);
+    assert!((0.0..=1.0).contains(&receipt.difficulty));
 }
 
 #[tokio::test]
@@ -402,6 +418,7 @@ async fn configmap_symlink_swap_reloads() {
         policy: Some(dir.path().join("policy.yaml")),
         grpc_socket: None,
         frame_socket: None,
+        classifier: None,
         grpc_listen: Some("127.0.0.1:0".parse().unwrap()),
         admin_listen: None,
         drain: Duration::from_secs(5),

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::request_json::{RequestJson, decision_to_json};
+use crate::classify::Classifier;
 use crate::decide::{self, Context, Limits};
 use crate::policy::{Policy, Severity};
 use crate::proto::{DecideRequest, QualityTier};
@@ -23,6 +24,9 @@ pub struct ExplainArgs {
     /// Policy file (YAML); without it the embedded default policy is used.
     #[arg(long, env = "TRIAGE_POLICY", value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Classifier weights file (.tcw); without it the built-in weights are used.
+    #[arg(long, env = "TRIAGE_CLASSIFIER", value_name = "FILE")]
+    classifier: Option<PathBuf>,
     /// Request as JSON, with the proto field names of DecideRequest; "-"
     /// reads standard input.
     #[arg(value_name = "REQUEST.json")]
@@ -37,6 +41,9 @@ pub struct RouteArgs {
     /// Policy file (YAML); without it the embedded default policy is used.
     #[arg(long, env = "TRIAGE_POLICY", value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Classifier weights file (.tcw); without it the built-in weights are used.
+    #[arg(long, env = "TRIAGE_CLASSIFIER", value_name = "FILE")]
+    classifier: Option<PathBuf>,
     /// Tenant name to match rules against.
     #[arg(long, value_name = "NAME", default_value = "")]
     tenant: String,
@@ -88,7 +95,8 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let parsed: RequestJson = serde_json::from_str(&text).map_err(|err| {
         anyhow::anyhow!("invalid request JSON in {}: {err}", args.request.display())
     })?;
-    decide_and_print(args.policy.as_deref(), &parsed.into_request()?)
+    let request = parsed.into_request()?;
+    decide_and_print(args.policy.as_deref(), args.classifier.as_deref(), &request)
 }
 
 pub fn route(args: &RouteArgs) -> anyhow::Result<ExitCode> {
@@ -112,10 +120,14 @@ pub fn route(args: &RouteArgs) -> anyhow::Result<ExitCode> {
             .into_request()?
             .task_type;
     }
-    decide_and_print(args.policy.as_deref(), &request)
+    decide_and_print(args.policy.as_deref(), args.classifier.as_deref(), &request)
 }
 
-fn decide_and_print(policy: Option<&Path>, request: &DecideRequest) -> anyhow::Result<ExitCode> {
+fn decide_and_print(
+    policy: Option<&Path>,
+    classifier: Option<&Path>,
+    request: &DecideRequest,
+) -> anyhow::Result<ExitCode> {
     let policy = match policy {
         Some(path) => Policy::load(path),
         None => Policy::embedded(),
@@ -125,13 +137,16 @@ fn decide_and_print(policy: Option<&Path>, request: &DecideRequest) -> anyhow::R
         anyhow::anyhow!("policy has errors:\n{}", lines.join("\n"))
     })?;
     let limits = Limits::default();
-    let decision = decide::decide(
-        Context {
-            policy: &policy,
-            limits: &limits,
-        },
-        request,
-    )?;
+    let classifier = match classifier {
+        Some(path) => Classifier::load(path)?,
+        None => Classifier::embedded().clone(),
+    };
+    let context = Context {
+        policy: &policy,
+        limits: &limits,
+        classifier: Some(&classifier),
+    };
+    let decision = decide::decide(context, request)?;
     print_stdout(&serde_json::to_string_pretty(&decision_to_json(&decision))?)?;
     Ok(ExitCode::SUCCESS)
 }

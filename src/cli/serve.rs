@@ -18,6 +18,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TRIAGE_POLICY", value_name = "FILE")]
     policy: Option<PathBuf>,
 
+    /// Classifier weights file (.tcw) to use instead of the built-in
+    /// weights. A file that fails its checks is logged and the built-in
+    /// weights serve.
+    #[arg(long, env = "TRIAGE_CLASSIFIER", value_name = "FILE")]
+    classifier: Option<PathBuf>,
+
     /// Unix socket path for gRPC. Default: grpc.sock in $XDG_RUNTIME_DIR/triage,
     /// or in triage-UID under the temporary directory. "off" disables it.
     #[arg(long, env = "TRIAGE_GRPC_SOCKET", value_name = "PATH")]
@@ -134,6 +140,7 @@ impl ServeArgs {
             policy: self.policy.clone(),
             grpc_socket,
             frame_socket,
+            classifier: self.classifier.clone(),
             grpc_listen: address("--grpc-listen", "TRIAGE_GRPC_LISTEN", &self.grpc_listen)?,
             admin_listen: address("--admin-listen", "TRIAGE_ADMIN_LISTEN", &self.admin_listen)?,
             drain: Duration::from_secs(self.drain_seconds),

@@ -2,6 +2,7 @@
 //! This is where the answer's strings and lists are allocated.
 
 use crate::catalog::ModelId;
+use crate::classify::Classification;
 use crate::policy::{Policy, Rule};
 use crate::proto::{
     Candidate, DecideRequest, Decision, DropReason, ModelRef, Path, Receipt, TaskSource,
@@ -21,6 +22,9 @@ pub(super) struct Outcome<'a> {
     pub filter: &'a Filter,
     pub tokens: Tokens,
     pub choice: Choice,
+    pub classification: Option<Classification>,
+    /// The classifier was unsure of the task, so the bar was raised.
+    pub low_confidence: bool,
 }
 
 pub(super) fn build(policy: &Policy, request: &Checked<'_>, outcome: Outcome<'_>) -> Decision {
@@ -34,11 +38,14 @@ pub(super) fn build(policy: &Policy, request: &Checked<'_>, outcome: Outcome<'_>
             provider: policy.provider_name(id).to_owned(),
         })
         .collect();
-    let note = if outcome.choice.met_bar {
-        String::new()
-    } else {
-        "no candidate met the quality bar, so the best candidate was chosen".to_owned()
+    let note = match (outcome.choice.met_bar, outcome.low_confidence) {
+        (false, _) => "no candidate met the quality bar, so the best candidate was chosen",
+        (true, true) => "the classifier was unsure of the task type, so the quality bar was raised",
+        (true, false) => "",
     };
+    let (confidence, difficulty) = outcome.classification.map_or((0.0, 0.0), |c| {
+        (f64::from(c.confidence), f64::from(c.difficulty))
+    });
     let receipt = Receipt {
         path: outcome.path.into(),
         rule: outcome.rule.map(|r| r.name.to_string()).unwrap_or_default(),
@@ -51,10 +58,10 @@ pub(super) fn build(policy: &Policy, request: &Checked<'_>, outcome: Outcome<'_>
         quality_bar: outcome.bar,
         candidates: candidates(policy, &outcome),
         decide_nanos: 0,
-        confidence: 0.0,
-        difficulty: 0.0,
+        confidence,
+        difficulty,
         deterministic: request.request.deterministic,
-        note,
+        note: note.to_owned(),
     };
     Decision {
         request_id: request.request.request_id.clone(),

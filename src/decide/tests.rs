@@ -22,6 +22,7 @@ fn run(policy: &Policy, request: &DecideRequest) -> Result<Decision, DecideError
         Context {
             policy,
             limits: &Limits::default(),
+            classifier: None,
         },
         request,
     )
@@ -341,6 +342,7 @@ fn oversized_prompt_is_invalid() {
         Context {
             policy: &policy,
             limits: &limits,
+            classifier: None,
         },
         &request("eleven bytes"),
     )
@@ -514,5 +516,174 @@ mod properties {
             let second = run(&policy, &req).map(|d| (d.model, d.fallbacks));
             prop_assert_eq!(first, second);
         }
+    }
+}
+
+mod classified {
+    use super::*;
+    use crate::classify::{Classification, Classifier};
+    use crate::task::TaskType;
+
+    /// Runs the classified stage with a chosen classifier output, so the
+    /// pipeline's use of it is tested apart from the trained weights.
+    fn with_output(policy: &Policy, req: &DecideRequest, output: Classification) -> Decision {
+        let limits = Limits::default();
+        let checked = validate::check(policy, &limits, req).unwrap();
+        let pipeline = Pipeline {
+            policy,
+            request: &checked,
+            classifier: None,
+        };
+        pipeline.classified(output, None).unwrap()
+    }
+
+    fn output(task: TaskType, confidence: f32, difficulty: f32) -> Classification {
+        Classification {
+            task,
+            confidence,
+            difficulty,
+        }
+    }
+
+    #[test]
+    fn easy_prompt_costs_less_than_hard() {
+        let policy = policy();
+        let req = request("some prompt");
+        let easy = with_output(&policy, &req, output(TaskType::Chat, 0.9, 0.05));
+        let hard = with_output(&policy, &req, output(TaskType::Chat, 0.9, 0.95));
+        assert!(
+            easy.estimated_cost_usd < hard.estimated_cost_usd,
+            "{} vs {}",
+            easy.model,
+            hard.model
+        );
+        let (easy_bar, hard_bar) = (
+            easy.receipt.unwrap().quality_bar,
+            hard.receipt.unwrap().quality_bar,
+        );
+        assert!(easy_bar < hard_bar);
+    }
+
+    #[test]
+    fn task_head_picks_quality_column() {
+        let policy = policy();
+        let req = request("some prompt");
+        // At difficulty 0.5 the default curve's bar is 0.75. For code,
+        // alpha-small scores 0.6 and gamma-mid 0.8; for chat alpha-small's
+        // 0.72 also misses, so the column changes the answer only through
+        // the scores compared with the bar.
+        let code = with_output(&policy, &req, output(TaskType::Code, 0.9, 0.5));
+        let receipt = code.receipt.as_ref().unwrap();
+        assert_eq!(receipt.task_type(), ProtoTask::Code);
+        assert_eq!(receipt.task_source(), TaskSource::Classifier);
+        let chosen = receipt
+            .candidates
+            .iter()
+            .find(|c| c.model == code.model)
+            .unwrap();
+        assert!(chosen.quality >= receipt.quality_bar);
+        let small = receipt
+            .candidates
+            .iter()
+            .find(|c| c.model == "alpha-small")
+            .unwrap();
+        assert_eq!(small.quality, 0.6);
+        assert_eq!(small.dropped(), DropReason::BelowQualityBar);
+    }
+
+    #[test]
+    fn declared_task_overrides_task_head() {
+        let policy = policy();
+        let mut req = request("some prompt");
+        req.task_type = ProtoTask::Math.into();
+        let decision = with_output(&policy, &req, output(TaskType::Code, 0.9, 0.5));
+        let receipt = decision.receipt.unwrap();
+        assert_eq!(receipt.task_type(), ProtoTask::Math);
+        assert_eq!(receipt.task_source(), TaskSource::Declared);
+        assert_eq!(receipt.path(), Path::Classified);
+    }
+
+    #[test]
+    fn low_confidence_routes_up() {
+        let policy = policy();
+        let req = request("some prompt");
+        let sure = with_output(&policy, &req, output(TaskType::Chat, 0.9, 0.05));
+        let unsure = with_output(&policy, &req, output(TaskType::Chat, 0.2, 0.05));
+        let (sure_receipt, unsure_receipt) = (sure.receipt.unwrap(), unsure.receipt.unwrap());
+        assert!(unsure_receipt.quality_bar > sure_receipt.quality_bar);
+        assert_eq!(
+            unsure_receipt.quality_bar,
+            policy.defaults.classifier.low_confidence_bar
+        );
+        assert!(unsure.estimated_cost_usd >= sure.estimated_cost_usd);
+        assert!(unsure_receipt.note.contains("unsure"));
+    }
+
+    #[test]
+    fn tier_shifts_difficulty_bar() {
+        let policy = policy();
+        let mut req = request("some prompt");
+        let standard = with_output(&policy, &req, output(TaskType::Chat, 0.9, 0.5));
+        req.quality_tier = QualityTier::Economy.into();
+        let economy = with_output(&policy, &req, output(TaskType::Chat, 0.9, 0.5));
+        let (standard_bar, economy_bar) = (
+            standard.receipt.unwrap().quality_bar,
+            economy.receipt.unwrap().quality_bar,
+        );
+        let bars = policy.defaults.quality_bars;
+        assert!((standard_bar - economy_bar - (bars.standard - bars.economy)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn receipt_carries_classifier_output() {
+        let policy = policy();
+        let decision = with_output(
+            &policy,
+            &request("x"),
+            output(TaskType::Summarization, 0.75, 0.25),
+        );
+        let receipt = decision.receipt.unwrap();
+        assert_eq!(receipt.path(), Path::Classified);
+        assert_eq!(receipt.confidence, 0.75);
+        assert_eq!(receipt.difficulty, 0.25);
+    }
+
+    #[test]
+    fn code_prompt_goes_to_code_column() {
+        let policy = policy();
+        let context = Context {
+            policy: &policy,
+            limits: &Limits::default(),
+            classifier: Some(Classifier::embedded()),
+        };
+        let prompt = "Write a Python function that parses a CSV file and returns the rows as dictionaries. \
+                      Include type hints and a unit test using pytest.";
+        let decision = decide(context, &request(prompt)).unwrap();
+        let receipt = decision.receipt.unwrap();
+        assert_eq!(receipt.path(), Path::Classified);
+        assert_eq!(receipt.task_type(), ProtoTask::Code);
+        assert_eq!(receipt.task_source(), TaskSource::Classifier);
+    }
+
+    #[test]
+    fn best_tier_and_bypass_skip_classifier() {
+        let policy = policy();
+        let context = Context {
+            policy: &policy,
+            limits: &Limits::default(),
+            classifier: Some(Classifier::embedded()),
+        };
+        let mut req = request("Write a Python function that sorts a list.");
+        req.quality_tier = QualityTier::Best.into();
+        assert_eq!(
+            decide(context, &req).unwrap().receipt.unwrap().path(),
+            Path::Default
+        );
+        let mut req = request("Write a Python function that sorts a list.");
+        req.latency_budget_ms = 50;
+        assert_eq!(
+            decide(context, &req).unwrap().receipt.unwrap().path(),
+            Path::LatencyBypass
+        );
     }
 }

@@ -26,6 +26,8 @@ pub(super) struct Checked<'a> {
     pub input_tokens: u64,
     pub output_tokens: u32,
     pub pinned: Option<ModelId>,
+    /// The text the classifier reads: the prompt, or the last user message.
+    pub text: &'a str,
 }
 
 pub(super) fn check<'a>(
@@ -66,6 +68,7 @@ pub(super) fn check<'a>(
         input_tokens: (text_bytes as u64).div_ceil(BYTES_PER_TOKEN),
         output_tokens,
         pinned,
+        text: classifier_text(request),
     })
 }
 
@@ -207,6 +210,14 @@ fn pinned(policy: &Policy, request: &DecideRequest) -> Result<Option<ModelId>, D
             ),
         )),
     }
+}
+
+fn classifier_text(request: &DecideRequest) -> &str {
+    if !request.prompt.is_empty() {
+        return &request.prompt;
+    }
+    let last_user = request.messages.iter().rev().find(|m| m.role == "user");
+    last_user.map_or("", |m| m.content.as_str())
 }
 
 /// At most 64 bytes of a caller's value, cut on a character boundary, so an

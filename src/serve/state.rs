@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
+use crate::classify::Classifier;
 use crate::decide::{self, Context, DecideError, Limits};
 use crate::policy::Policy;
 use crate::proto::{DecideRequest, Decision, Path};
@@ -33,6 +34,7 @@ impl Loaded {
 
 pub struct State {
     policy: ArcSwap<Loaded>,
+    classifier: Arc<Classifier>,
     pub limits: Limits,
     ready: AtomicBool,
     /// Hash of the policy text last compiled, so an unchanged file is not
@@ -41,9 +43,19 @@ pub struct State {
 }
 
 impl State {
+    /// A state that classifies with the built-in weights.
     pub fn new(policy: Policy, limits: Limits) -> Arc<Self> {
+        State::with_classifier(policy, limits, Arc::new(Classifier::embedded().clone()))
+    }
+
+    pub fn with_classifier(
+        policy: Policy,
+        limits: Limits,
+        classifier: Arc<Classifier>,
+    ) -> Arc<Self> {
         let state = State {
             policy: ArcSwap::from_pointee(Loaded::new(policy)),
+            classifier,
             limits,
             ready: AtomicBool::new(false),
             last_text_hash: AtomicU64::new(0),
@@ -96,6 +108,7 @@ impl State {
         let context = Context {
             policy: &loaded.policy,
             limits: &self.limits,
+            classifier: Some(&self.classifier),
         };
         let result = catch_unwind(AssertUnwindSafe(|| decide::decide(context, request)));
         match result {
