@@ -1,7 +1,7 @@
-//! One frame connection: read what has arrived, answer every whole frame in
-//! order into one output buffer, write it, and read again. Answers to
-//! pipelined requests therefore leave in the order the requests came, and a
-//! burst of requests is answered with one write.
+//! One frame connection: read what has arrived, respond to every whole frame
+//! in order into one output buffer, write it, and read again. Responses to
+//! pipelined requests therefore leave in request order, and a burst of
+//! requests gets its responses in one write.
 
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ pub(super) struct Connection<R> {
     output: BytesMut,
 }
 
-/// Why a connection loop ended.
+/// The reason a connection loop ended.
 enum Close {
     /// The peer closed, or the server is shutting down.
     Done,
@@ -89,13 +89,13 @@ impl<R: Responder> Connection<R> {
                     Ok(_) => {}
                     Err(err) => return Close::Io(err),
                 },
-                // Every whole frame received so far has been answered above.
+                // Every whole frame received so far has a response written above.
                 () = &mut cancelled => return Close::Done,
             }
         }
     }
 
-    /// Answers every whole frame in the input buffer.
+    /// Responds to every whole frame in the input buffer.
     fn answer_buffered(&mut self) -> Result<(), FrameError> {
         let result = self.answer_frames();
         if let Err(err) = &result {
@@ -151,7 +151,8 @@ impl<R: Responder> Connection<R> {
         result
     }
 
-    /// A peer that closes in the middle of a frame gets no answer for it.
+    /// Ends the connection after the peer closed it. A frame the peer left
+    /// incomplete gets no response.
     fn closed_by_peer(&self) -> Close {
         if !self.input.is_empty() {
             tracing::debug!(
