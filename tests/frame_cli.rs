@@ -73,6 +73,8 @@ fn decide_over(path: &Path) -> Decision {
     let request = DecideRequest {
         request_id: "cli-1".into(),
         prompt: "hello".into(),
+        // Skips the classifier, so the policy's default task decides.
+        latency_budget_ms: 100,
         ..DecideRequest::default()
     };
     let mut output = BytesMut::new();
