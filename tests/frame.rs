@@ -34,6 +34,7 @@ async fn start() -> Harness {
         grpc_socket: None,
         frame_socket: Some(socket.clone()),
         classifier: None,
+        pod: None,
         grpc_listen: None,
         admin_listen: None,
         drain: Duration::from_secs(5),

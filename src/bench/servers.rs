@@ -35,6 +35,7 @@ fn settings(dir: &Path, policy: Option<PathBuf>) -> Settings {
         grpc_socket: Some(dir.join("grpc.sock")),
         frame_socket: Some(dir.join("frame.sock")),
         classifier: None,
+        pod: None,
         grpc_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         admin_listen: None,
         drain: Duration::from_secs(2),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::decide::Limits;
-use crate::serve::{self, Settings, uds};
+use crate::serve::{self, PodIdentity, Settings, uds};
 use crate::telemetry::{self, LogFormat};
 
 #[derive(Debug, Args)]
@@ -86,6 +86,15 @@ pub struct ServeArgs {
     #[arg(long, env = "TRIAGE_MAX_PROMPT_BYTES", value_name = "BYTES", default_value_t = 1024 * 1024)]
     max_prompt_bytes: usize,
 
+    /// Name of the pod this sidecar runs in (Downward API metadata.name);
+    /// with the namespace, it labels every metric and the start log.
+    #[arg(long, env = "TRIAGE_POD_NAME", value_name = "NAME")]
+    pod_name: Option<String>,
+
+    /// Namespace of the pod (Downward API metadata.namespace).
+    #[arg(long, env = "TRIAGE_POD_NAMESPACE", value_name = "NAMESPACE")]
+    pod_namespace: Option<String>,
+
     /// Log filter: error, warn, info, debug, trace, or a tracing directive
     /// such as "triage=debug".
     #[arg(
@@ -141,6 +150,7 @@ impl ServeArgs {
             grpc_socket,
             frame_socket,
             classifier: self.classifier.clone(),
+            pod: pod_identity(&self.pod_name, &self.pod_namespace),
             grpc_listen: address("--grpc-listen", "TRIAGE_GRPC_LISTEN", &self.grpc_listen)?,
             admin_listen: address("--admin-listen", "TRIAGE_ADMIN_LISTEN", &self.admin_listen)?,
             drain: Duration::from_secs(self.drain_seconds),
@@ -163,6 +173,14 @@ fn frame_socket_beside(grpc_socket: Option<&std::path::Path>) -> PathBuf {
     dir.join("frame.sock")
 }
 
+fn pod_identity(name: &Option<String>, namespace: &Option<String>) -> Option<PodIdentity> {
+    let name = name.as_deref().filter(|n| !n.is_empty())?;
+    Some(PodIdentity {
+        name: name.to_owned(),
+        namespace: namespace.clone().unwrap_or_default(),
+    })
+}
+
 fn address(flag: &str, variable: &str, value: &str) -> anyhow::Result<Option<SocketAddr>> {
     if value == "off" {
         return Ok(None);
@@ -175,8 +193,8 @@ fn address(flag: &str, variable: &str, value: &str) -> anyhow::Result<Option<Soc
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     telemetry::init_logs(&args.log_level, args.log_format)?;
     let settings = args.settings()?;
-    let pod = std::env::var("TRIAGE_POD_NAME").unwrap_or_default();
-    let namespace = std::env::var("TRIAGE_POD_NAMESPACE").unwrap_or_default();
+    let pod = args.pod_name.clone().unwrap_or_default();
+    let namespace = args.pod_namespace.clone().unwrap_or_default();
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         pod = %pod,
