@@ -227,7 +227,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             let server = grpc_server(&settings).add_routes(routes.clone());
             let stop = shutdown.clone().cancelled_owned();
             tasks.spawn(async move {
-                // Nagle's algorithm would hold small answers back until the
+                // Nagle's algorithm would hold small responses back until the
                 // peer's delayed ACK, about 40 ms on Linux.
                 let accepted = TcpIncoming::from(listener).with_nodelay(Some(true));
                 let connections = incoming::pause_on_error(accepted, "grpc_tcp");

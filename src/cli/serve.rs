@@ -43,7 +43,7 @@ pub struct ServeArgs {
     )]
     grpc_listen: String,
 
-    /// Address for admin HTTP (/metrics, /healthz, /readyz, /policy). "off" disables it.
+    /// Address for admin HTTP (/metrics, /healthz, /readyz, /policy, /config). "off" disables it.
     #[arg(
         long,
         env = "TRIAGE_ADMIN_LISTEN",
