@@ -8,9 +8,9 @@ pub use sets::{ModelSet, ProviderSet};
 
 use crate::task::TaskType;
 
-/// The most models a policy may list, the width of [`ModelSet`].
+/// The maximum number of models in a policy, the width of [`ModelSet`].
 pub const MAX_MODELS: usize = 128;
-/// The most providers a policy may list, the width of [`ProviderSet`].
+/// The maximum number of providers in a policy, the width of [`ProviderSet`].
 pub const MAX_PROVIDERS: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

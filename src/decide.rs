@@ -66,7 +66,7 @@ pub fn decide(context: Context<'_>, request: &DecideRequest) -> Result<Decision,
     Ok(decision)
 }
 
-/// The answer when the pipeline itself failed: the policy's safe default
+/// Returns the decision for a pipeline that itself failed: the policy's safe default
 /// model with path `DEGRADED` and `note` in the receipt.
 pub fn degraded(policy: &Policy, request: &DecideRequest, note: &str) -> Decision {
     receipt::degraded(policy, request, note)
@@ -128,8 +128,8 @@ impl Pipeline<'_> {
         let mut bar = match action.and_then(|a| a.quality_bar) {
             Some(bar) => bar,
             None => {
-                // The tier shifts the whole curve: high asks for more than
-                // standard at every difficulty, economy for less.
+                // The tier shifts the whole curve: high requires more than
+                // standard at every difficulty, economy less.
                 let shift = self.bar(None) - self.policy.defaults.quality_bars.standard;
                 (curve.bar_for(f64::from(classification.difficulty)) + shift).clamp(0.0, 1.0)
             }

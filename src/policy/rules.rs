@@ -1,5 +1,5 @@
 //! The compiled rule table. Each match field maps a request value to the set
-//! of rules that accept it; matching intersects those sets and takes the
+//! of rules that accept it. Matching intersects those sets and takes the
 //! lowest set bit, so the first listed rule wins.
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use crate::task::TaskType;
 
 use super::schema::Tier;
 
-/// The most rules a policy may hold, the width of [`RuleSet`].
+/// The maximum number of rules in a policy, the width of [`RuleSet`].
 pub const MAX_RULES: usize = 1024;
 const WORDS: usize = MAX_RULES / 64;
 
@@ -38,7 +38,7 @@ impl RuleSet {
         }
     }
 
-    /// The lowest index in the set.
+    /// Returns the lowest index in the set.
     pub fn first(&self) -> Option<usize> {
         self.0
             .iter()
@@ -48,7 +48,7 @@ impl RuleSet {
     }
 }
 
-/// What a matched rule does to the decision.
+/// The changes a matched rule makes to the decision.
 #[derive(Debug, Default, Clone)]
 pub struct Action {
     pub pin: Option<ModelId>,
@@ -70,8 +70,8 @@ pub struct Conditions {
 }
 
 impl Conditions {
-    /// Whether every request this rule's `later` conditions accept is also
-    /// accepted by `self`, which makes a later rule unreachable.
+    /// Returns true when `self` accepts every request that `later` accepts,
+    /// which makes a later rule with those conditions unreachable.
     pub fn covers(&self, later: &Conditions) -> bool {
         list_covers(&self.tenants, &later.tenants)
             && list_covers(&self.routes, &later.routes)
@@ -206,7 +206,7 @@ impl RuleTable {
         &self.rules
     }
 
-    /// The first rule whose conditions all accept `input`.
+    /// Returns the first rule whose conditions all accept `input`.
     pub fn find(&self, input: &MatchInput<'_>) -> Option<&Rule> {
         if self.rules.is_empty() {
             return None;
@@ -247,7 +247,7 @@ fn accepts<T: PartialEq>(allowed: &Option<Vec<T>>, value: Option<T>) -> bool {
     }
 }
 
-/// One field per label key that any rule names. A rule without a condition
+/// Builds one field per label key that any rule names. A rule without a condition
 /// on that key accepts any value, including a missing label.
 fn label_fields(conditions: &[Conditions]) -> Vec<(Box<str>, StringField)> {
     let mut keys: Vec<&str> = conditions
