@@ -16,7 +16,7 @@ use crate::classify::{Classification, Classifier};
 use crate::policy::{Action, MatchInput, Policy, Rule, Tier};
 use crate::proto::{DecideRequest, Decision, Path, TaskSource};
 use crate::task::TaskType;
-use receipt::Outcome;
+use receipt::{Outcome, Stage};
 use select::{Choice, Filter, Goal, Tokens};
 use validate::Checked;
 
@@ -98,7 +98,7 @@ impl Pipeline<'_> {
         }
         if self.bypasses_classifier() {
             let (task, source) = self.task(rule);
-            return self.select(Path::LatencyBypass, rule, task, source);
+            return self.select(Stage::new(Path::LatencyBypass, rule, task, source));
         }
         if self.request.tier != Tier::Best
             && let Some(classifier) = self.classifier
@@ -107,7 +107,7 @@ impl Pipeline<'_> {
             return self.classified(classifier.classify(self.request.text), rule);
         }
         let (task, source) = self.task(rule);
-        self.select(Path::Default, rule, task, source)
+        self.select(Stage::new(Path::Default, rule, task, source))
     }
 
     /// Selection with the classifier's task and difficulty. A declared task
@@ -140,25 +140,12 @@ impl Pipeline<'_> {
             bar = bar.max(curve.low_confidence_bar);
         }
 
-        let filter = self.filter(action);
-        let eligible = filter.eligible(self.policy);
-        let max = self.policy.defaults.max_fallbacks;
-        let goal = Goal::Cheapest { bar };
-        let choice = select::choose(self.policy, eligible, task, goal, self.tokens(), max)
-            .ok_or_else(|| no_candidate(self.request))?;
-        let outcome = Outcome {
-            path: Path::Classified,
-            rule,
-            task,
-            task_source: source,
-            bar,
-            filter: &filter,
-            tokens: self.tokens(),
-            choice,
+        let stage = Stage {
             classification: Some(classification),
             low_confidence: unsure,
+            ..Stage::new(Path::Classified, rule, task, source)
         };
-        Ok(receipt::build(self.policy, self.request, outcome))
+        self.finish(stage, &self.filter(action), Goal::Cheapest { bar })
     }
 
     fn bypasses_classifier(&self) -> bool {
@@ -238,27 +225,23 @@ impl Pipeline<'_> {
             .request
             .declared_task
             .unwrap_or(self.policy.defaults.task_type);
-        self.pin(Path::Pinned, rule, pinned, &filter, task, TaskSource::None)
+        self.pin(
+            Stage::new(Path::Pinned, rule, task, TaskSource::None),
+            pinned,
+            &filter,
+        )
     }
 
     fn by_rule(&self, rule: &Rule) -> Result<Decision, DecideError> {
         let filter = self.filter(Some(&rule.action));
         let (task, source) = self.task(Some(rule));
+        let stage = Stage::new(Path::Rule, Some(rule), task, source);
         match rule.action.pin {
-            Some(pin) if filter.reason(self.policy, pin).is_none() => {
-                self.pin(Path::Rule, Some(rule), pin, &filter, task, source)
-            }
+            Some(pin) if filter.reason(self.policy, pin).is_none() => self.pin(stage, pin, &filter),
             // A pin the request's own limits exclude falls back to the best
             // model the limits allow, because the rule asked for a strong one.
-            Some(_) => self.finish(Path::Rule, Some(rule), &filter, task, source, Goal::Best),
-            None => self.finish(
-                Path::Rule,
-                Some(rule),
-                &filter,
-                task,
-                source,
-                self.goal(Some(&rule.action)),
-            ),
+            Some(_) => self.finish(stage, &filter, Goal::Best),
+            None => self.finish(stage, &filter, self.goal(Some(&rule.action))),
         }
     }
 
@@ -266,13 +249,11 @@ impl Pipeline<'_> {
     /// candidates at least as good as the pin for the task, then the best.
     fn pin(
         &self,
-        path: Path,
-        rule: Option<&Rule>,
+        stage: Stage<'_>,
         pin: ModelId,
         filter: &Filter,
-        task: TaskType,
-        source: TaskSource,
     ) -> Result<Decision, DecideError> {
+        let task = stage.task;
         let bar = self.policy.model(pin).quality(task);
         let mut others = filter.eligible(self.policy);
         others.remove(pin);
@@ -287,16 +268,11 @@ impl Pipeline<'_> {
         );
         let choice = Choice::pinned(pin, alternatives, max);
         let outcome = Outcome {
-            path,
-            rule,
-            task,
-            task_source: source,
+            stage,
             bar,
             filter,
             tokens: self.tokens(),
             choice,
-            classification: None,
-            low_confidence: false,
         };
         Ok(receipt::build(self.policy, self.request, outcome))
     }
@@ -310,27 +286,18 @@ impl Pipeline<'_> {
         }
     }
 
-    fn select(
-        &self,
-        path: Path,
-        rule: Option<&Rule>,
-        task: TaskType,
-        source: TaskSource,
-    ) -> Result<Decision, DecideError> {
-        let action = rule.map(|r| &r.action);
-        let filter = self.filter(action);
-        self.finish(path, rule, &filter, task, source, self.goal(action))
+    fn select(&self, stage: Stage<'_>) -> Result<Decision, DecideError> {
+        let action = stage.rule.map(|r| &r.action);
+        self.finish(stage, &self.filter(action), self.goal(action))
     }
 
     fn finish(
         &self,
-        path: Path,
-        rule: Option<&Rule>,
+        stage: Stage<'_>,
         filter: &Filter,
-        task: TaskType,
-        source: TaskSource,
         goal: Goal,
     ) -> Result<Decision, DecideError> {
+        let task = stage.task;
         let eligible = filter.eligible(self.policy);
         let max = self.policy.defaults.max_fallbacks;
         let choice = select::choose(self.policy, eligible, task, goal, self.tokens(), max)
@@ -340,16 +307,11 @@ impl Pipeline<'_> {
             Goal::Best => self.policy.model(choice.chosen).quality(task),
         };
         let outcome = Outcome {
-            path,
-            rule,
-            task,
-            task_source: source,
+            stage,
             bar,
             filter,
             tokens: self.tokens(),
             choice,
-            classification: None,
-            low_confidence: false,
         };
         Ok(receipt::build(self.policy, self.request, outcome))
     }

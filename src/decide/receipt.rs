@@ -12,19 +12,44 @@ use crate::task::TaskType;
 use super::select::{Choice, Filter, Tokens};
 use super::validate::Checked;
 
-/// What the pipeline decided, before it becomes a [`Decision`].
-pub(super) struct Outcome<'a> {
+/// The pipeline stage that decides, and the task type it decides for.
+#[derive(Clone, Copy)]
+pub(super) struct Stage<'a> {
     pub path: Path,
     pub rule: Option<&'a Rule>,
     pub task: TaskType,
     pub task_source: TaskSource,
+    pub classification: Option<Classification>,
+    /// The classifier was unsure of the task, so the bar was raised.
+    pub low_confidence: bool,
+}
+
+impl<'a> Stage<'a> {
+    /// A stage that did not run the classifier.
+    pub fn new(
+        path: Path,
+        rule: Option<&'a Rule>,
+        task: TaskType,
+        task_source: TaskSource,
+    ) -> Self {
+        Stage {
+            path,
+            rule,
+            task,
+            task_source,
+            classification: None,
+            low_confidence: false,
+        }
+    }
+}
+
+/// The pipeline's result, before it becomes a [`Decision`].
+pub(super) struct Outcome<'a> {
+    pub stage: Stage<'a>,
     pub bar: f64,
     pub filter: &'a Filter,
     pub tokens: Tokens,
     pub choice: Choice,
-    pub classification: Option<Classification>,
-    /// The classifier was unsure of the task, so the bar was raised.
-    pub low_confidence: bool,
 }
 
 pub(super) fn build(policy: &Policy, request: &Checked<'_>, outcome: Outcome<'_>) -> Decision {
@@ -38,23 +63,27 @@ pub(super) fn build(policy: &Policy, request: &Checked<'_>, outcome: Outcome<'_>
             provider: policy.provider_name(id).to_owned(),
         })
         .collect();
-    let note = match (outcome.choice.met_bar, outcome.low_confidence) {
+    let note = match (outcome.choice.met_bar, outcome.stage.low_confidence) {
         (false, _) => "no candidate met the quality bar, so the best candidate was chosen",
         (true, true) => "the classifier was unsure of the task type, so the quality bar was raised",
         (true, false) => "",
     };
-    let (confidence, difficulty) = outcome.classification.map_or((0.0, 0.0), |c| {
+    let (confidence, difficulty) = outcome.stage.classification.map_or((0.0, 0.0), |c| {
         (f64::from(c.confidence), f64::from(c.difficulty))
     });
     let receipt = Receipt {
-        path: outcome.path.into(),
-        rule: outcome.rule.map(|r| r.name.to_string()).unwrap_or_default(),
-        task_type: if outcome.task_source == TaskSource::None {
+        path: outcome.stage.path.into(),
+        rule: outcome
+            .stage
+            .rule
+            .map(|r| r.name.to_string())
+            .unwrap_or_default(),
+        task_type: if outcome.stage.task_source == TaskSource::None {
             0
         } else {
-            outcome.task.to_proto().into()
+            outcome.stage.task.to_proto().into()
         },
-        task_source: outcome.task_source.into(),
+        task_source: outcome.stage.task_source.into(),
         quality_bar: outcome.bar,
         candidates: candidates(policy, &outcome),
         decide_nanos: 0,
@@ -79,7 +108,7 @@ fn candidates(policy: &Policy, outcome: &Outcome<'_>) -> Vec<Candidate> {
         .map(|index| {
             let id = ModelId(index as u8);
             let model = policy.model(id);
-            let quality = model.quality(outcome.task);
+            let quality = model.quality(outcome.stage.task);
             Candidate {
                 model: model.name.to_string(),
                 provider: policy.provider_name(id).to_owned(),
