@@ -153,7 +153,7 @@ impl Pipeline<'_> {
         budget > 0 && budget < self.policy.defaults.latency_bypass_ms
     }
 
-    /// The declared task, else the rule's, else the policy default.
+    /// Returns the declared task, else the rule's, else the policy default.
     fn task(&self, rule: Option<&Rule>) -> (TaskType, TaskSource) {
         if let Some(task) = self.request.declared_task {
             return (task, TaskSource::Declared);
@@ -245,7 +245,7 @@ impl Pipeline<'_> {
         }
     }
 
-    /// A decision for a pinned model. Its failover list holds the cheapest
+    /// A decision for a pinned model. Its failover list contains the cheapest
     /// candidates at least as good as the pin for the task, then the best.
     fn pin(
         &self,

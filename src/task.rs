@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use crate::proto;
 
-/// The kind of work a prompt asks for. The policy scores every model per
+/// The kind of work a prompt requests. The policy scores every model per
 /// task type, and the classifier predicts one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TaskType {
@@ -40,12 +40,12 @@ impl TaskType {
         TaskType::Chat,
     ];
 
-    /// The position of this task type in [`TaskType::ALL`].
+    /// Returns the position of this task type in [`TaskType::ALL`].
     pub const fn index(self) -> usize {
         self as usize
     }
 
-    /// The snake_case name used in policy files, training data and JSON.
+    /// Returns the snake_case name used in policy files, training data and JSON.
     pub const fn name(self) -> &'static str {
         match self {
             TaskType::Code => "code",

@@ -153,7 +153,8 @@ async fn server_classifies_prompts() {
     let receipt = decision.receipt.unwrap();
     assert_eq!(receipt.path(), DecisionPath::Classified);
     assert_eq!(receipt.task_type(), triage::proto::TaskType::Code);
-    assert!(receipt.confidence > 0.0 && receipt.confidence <= 1.0);
+    assert!(receipt.confidence > 0.0);
+    assert!(receipt.confidence <= 1.0);
     assert!((0.0..=1.0).contains(&receipt.difficulty));
 }
 
@@ -485,7 +486,7 @@ async fn in_flight_call_finishes_during_drain() {
     client.decide(request("warm up")).await.unwrap();
     harness.running.shutdown();
     let waiter = tokio::spawn(harness.running.wait());
-    // Calls already on an open connection are answered or refused cleanly,
+    // Calls already on an open connection get a response or a clean refusal,
     // never left hanging past the drain deadline.
     let result = tokio::time::timeout(Duration::from_secs(5), client.decide(request("late"))).await;
     assert!(result.is_ok(), "call hung during drain");

@@ -135,7 +135,7 @@ fn drop_reason(policy: &Policy, outcome: &Outcome<'_>, id: ModelId, quality: f64
     }
 }
 
-/// A short description of a drop reason for error messages.
+/// Returns a short description of a drop reason for error messages.
 pub(super) fn reason_text(reason: DropReason) -> &'static str {
     match reason {
         DropReason::ProviderNotAllowed => {

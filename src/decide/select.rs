@@ -19,7 +19,7 @@ pub(super) struct Filter {
 }
 
 impl Filter {
-    /// Why `id` is not a candidate, or `None` when it is one.
+    /// Returns why `id` is not a candidate, or `None` when it is one.
     pub fn reason(&self, policy: &Policy, id: ModelId) -> Option<DropReason> {
         let model = policy.model(id);
         let caps = model.capabilities;
@@ -54,7 +54,7 @@ impl Filter {
     }
 }
 
-/// What the choice optimises.
+/// The objective of a choice.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Goal {
     /// The cheapest model whose quality meets the bar.
