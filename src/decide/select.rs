@@ -120,7 +120,7 @@ impl Choice {
 }
 
 /// Picks a model from `eligible`; `None` when it is empty. The failover list
-/// holds the next candidates in the goal's order, then the best-quality
+/// contains the next candidates in the goal's order, then the best-quality
 /// candidate, at most `max_fallbacks` in all. Ties break on cost, then on
 /// quality, then on catalog order, so the result is deterministic.
 pub(super) fn choose(
