@@ -104,9 +104,13 @@ pub fn init_logs(level: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|err| {
         anyhow::anyhow!("invalid log level {level:?}: {err}; use error, warn, info, debug or trace")
     })?;
+    // Colour codes only help a terminal; in a file or a log collector they
+    // are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
