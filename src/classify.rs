@@ -8,6 +8,7 @@ pub mod cv;
 pub mod data;
 pub mod features;
 pub mod metrics;
+pub mod normalize;
 pub mod report;
 pub mod train;
 pub mod weights;

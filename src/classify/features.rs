@@ -2,9 +2,11 @@
 //! 4-grams and position- and region-tagged edge tokens, plus a few numeric
 //! features.
 //!
-//! Extraction is one pass over the bytes read and calls a closure for each
-//! hashed feature, so the caller can accumulate logits without storing the
-//! features anywhere.
+//! Extraction normalizes the bytes read into a buffer on the stack, with
+//! bit masks of word and punctuation bytes, and then walks the masks to
+//! emit features. Most of the work is straight-line code without a branch
+//! per byte. It calls a closure for each hashed feature, so the caller can
+//! accumulate logits without storing the features anywhere.
 
 /// Bytes read from the start of a prompt. Together with [`TAIL_BYTES`] this
 /// bounds the work per prompt: a longer prompt is read only at both ends.
@@ -20,7 +22,11 @@ pub const DENSE_COUNT: usize = 16;
 /// Identifies this feature layout. Weights files store it, and a file built
 /// for a different layout is rejected, because its weight rows would mean
 /// other features.
-pub const FEATURE_SET: u32 = 3;
+pub const FEATURE_SET: u32 = 4;
+
+/// Character 4-grams start at every `CHAR_STRIDE`-th byte, so each byte
+/// still falls in two 4-grams, at half the cost of a 4-gram per byte.
+const CHAR_STRIDE: usize = 2;
 
 /// Number of leading and trailing tokens that also get a position-tagged
 /// feature.
@@ -30,18 +36,38 @@ const EDGE_TOKENS: usize = 3;
 /// with their region (instructions tend to sit at either end of a prompt).
 const REGION_TOKENS: usize = 12;
 
-const SALT_UNIGRAM: u64 = 0x51_7cc1_b727_220a;
+use super::normalize;
+
+/// Size of the ring of last tokens: a power of two, so the index is a
+/// mask, and at least [`REGION_TOKENS`].
+const LAST_RING: usize = REGION_TOKENS.next_power_of_two();
+
+/// Zero bytes after the text, so that an 8-byte load starting at any text
+/// byte stays inside the buffer.
+const PADDING: usize = 8;
+
+/// Buffer size for prompts of up to 1 KiB and a little more. Buffer sizes
+/// are whole mask words and leave room for the padding.
+const SHORT_CAPACITY: usize = 1024 + 64;
+
+/// Buffer size for every prompt: the head, one separating space, the tail
+/// and the padding, rounded up to whole mask words.
+const FULL_CAPACITY: usize = (HEAD_BYTES + 1 + TAIL_BYTES + PADDING).next_multiple_of(64);
+
+/// Number of 64-bit mask words that cover [`FULL_CAPACITY`] bytes.
+const MASK_WORDS: usize = FULL_CAPACITY.div_ceil(64);
+
+const SALT_UNIGRAM: u64 = 0x517c_c1b7_2722_0a95;
 const SALT_BIGRAM: u64 = 0x2f1c_9a3e_55d0_7b13;
 const SALT_CHARS: u64 = 0x6a09_e667_f3bc_c909;
 const SALT_FIRST: u64 = 0x3c6e_f372_fe94_f82b;
 const SALT_LAST: u64 = 0x1f83_d9ab_fb41_bd6b;
 const SALT_HEAD_REGION: u64 = 0x5be0_cd19_137e_2179;
 const SALT_TAIL_REGION: u64 = 0x9b05_688c_2b3e_6c1f;
+const SALT_WORD: u64 = 0xa409_3822_299f_31d0;
 
-const MULTIPLY_CHARS: u64 = 0x9e37_79b9_7f4a_7c15;
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+const MULTIPLY: u64 = 0x9e37_79b9_7f4a_7c15;
+const MULTIPLY_WORD: u64 = 0xff51_afd7_ed55_8ccd;
 
 /// Maps a 64-bit value to a well-mixed 32-bit hash (a multiply-xorshift
 /// finalizer), so that masking the low bits picks a uniform bucket.
@@ -54,17 +80,11 @@ pub fn mix(value: u64) -> u32 {
     x as u32
 }
 
-/// Hashes a character 4-gram (4 normalized bytes) with a single multiply:
-/// it is the most frequent feature, and the high half of the product
+/// Hashes a value that is already well mixed, or a short one such as a
+/// character 4-gram, with one multiply: the high half of the product
 /// depends on every input bit.
-fn char_hash(chars: u32) -> u32 {
-    let product = (u64::from(chars) ^ SALT_CHARS).wrapping_mul(MULTIPLY_CHARS);
-    (product >> 32) as u32
-}
-
-/// Folds one byte into a 64-bit FNV-1a hash.
-fn fnv_step(hash: u64, byte: u8) -> u64 {
-    (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
+fn bucket_hash(value: u64) -> u32 {
+    (value.wrapping_mul(MULTIPLY) >> 32) as u32
 }
 
 /// Returns the parts of `prompt` that are read: the whole prompt, or its
@@ -76,51 +96,62 @@ pub fn read_window(prompt: &[u8]) -> (&[u8], &[u8]) {
     (&prompt[..HEAD_BYTES], &prompt[prompt.len() - TAIL_BYTES..])
 }
 
-/// Byte classes that drive tokenization.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Class {
-    Space,
-    Newline,
-    Word,
-    Punct,
-}
+/// Byte categories counted for the numeric features, one 6-bit field
+/// each in [`COUNT_INFO`], so that one addition per byte counts them all.
+const COUNTED: [&[u8]; 9] = [
+    b"0123456789",
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+    b"\n",
+    b"?",
+    b"{};`_#",
+    b"+*/^=%$",
+    b"",
+    b".!?",
+];
 
-const fn class_of(byte: u8) -> Class {
-    match byte {
-        b'\n' => Class::Newline,
-        b if b.is_ascii_whitespace() => Class::Space,
-        b if b.is_ascii_alphanumeric() || b >= 0x80 => Class::Word,
-        _ => Class::Punct,
-    }
-}
+/// Index of the non-ASCII category in [`COUNTED`]; it matches by range.
+const NON_ASCII: usize = 7;
 
-/// Lowercases ASCII letters, maps every digit to `0` so that numbers of the
-/// same shape share features, and maps whitespace other than a newline to
-/// a space.
-const fn normalize(byte: u8) -> u8 {
-    match class_of(byte) {
-        Class::Space => b' ',
-        _ if byte.is_ascii_digit() => b'0',
-        _ => byte.to_ascii_lowercase(),
-    }
-}
+/// Width of each category's field in a [`COUNT_INFO`] entry.
+const COUNT_BITS: u32 = 6;
 
-/// The class and normalized form of every byte, looked up once per byte.
-static BYTES: [(Class, u8); 256] = {
-    let mut table = [(Class::Space, 0u8); 256];
+/// Bytes folded into packed counters before they are added up. A 6-bit
+/// field counts to 63 at most.
+const COUNT_FLUSH: usize = 63;
+
+/// A 1 in the field of each category of [`COUNTED`] that the byte value
+/// belongs to, so that one addition per byte counts all categories.
+static COUNT_INFO: [u64; 256] = {
+    let mut table = [0u64; 256];
     let mut byte = 0;
     while byte < 256 {
-        table[byte] = (class_of(byte as u8), normalize(byte as u8));
+        let mut info = 0u64;
+        let mut category = 0;
+        while category < COUNTED.len() {
+            let members = COUNTED[category];
+            let mut member = category == NON_ASCII && byte >= 0x80;
+            let mut i = 0;
+            while i < members.len() {
+                member |= members[i] as usize == byte;
+                i += 1;
+            }
+            if member {
+                info |= 1 << (COUNT_BITS * category as u32);
+            }
+            category += 1;
+        }
+        table[byte] = info;
         byte += 1;
     }
     table
 };
 
-/// Counts of the bytes read, per byte value, plus word statistics. They
-/// become numeric features at the end. A histogram costs one increment per
-/// byte, however many byte classes the features use.
+/// Counts of the bytes read per category of [`COUNTED`], plus word
+/// statistics. They become numeric features at the end.
 struct Counts {
-    histogram: [u16; 256],
+    bytes: u32,
+    categories: [u32; COUNTED.len()],
     words: u32,
     word_bytes: u32,
     /// Words that end with a digit.
@@ -132,7 +163,8 @@ struct Counts {
 impl Counts {
     fn new() -> Counts {
         Counts {
-            histogram: [0; 256],
+            bytes: 0,
+            categories: [0; COUNTED.len()],
             words: 0,
             word_bytes: 0,
             numbers: 0,
@@ -140,49 +172,50 @@ impl Counts {
         }
     }
 
-    fn sum(&self, bytes: &[u8]) -> u32 {
-        bytes
-            .iter()
-            .map(|&b| u32::from(self.histogram[usize::from(b)]))
-            .sum()
-    }
-
-    /// Sums the counts of the byte values in `range`.
-    fn sum_range(&self, range: std::ops::RangeInclusive<u8>) -> u32 {
-        let (start, end) = (usize::from(*range.start()), usize::from(*range.end()));
-        self.histogram[start..=end]
-            .iter()
-            .map(|&n| u32::from(n))
-            .sum()
-    }
-
-    fn punctuation(&self) -> u32 {
-        self.sum_range(b'!'..=b'/')
-            + self.sum_range(b':'..=b'@')
-            + self.sum_range(b'['..=b'`')
-            + self.sum_range(b'{'..=b'~')
+    /// Counts the categories of `bytes`, [`COUNT_FLUSH`] bytes per
+    /// packed sum.
+    fn count(&mut self, bytes: &[u8]) {
+        let field = (1u64 << COUNT_BITS) - 1;
+        for chunk in bytes.chunks(COUNT_FLUSH) {
+            let packed: u64 = chunk.iter().map(|&b| COUNT_INFO[usize::from(b)]).sum();
+            for (category, count) in self.categories.iter_mut().enumerate() {
+                *count += ((packed >> (COUNT_BITS * category as u32)) & field) as u32;
+            }
+        }
+        self.bytes += bytes.len() as u32;
     }
 
     /// Turns the counters into features scaled to roughly [0, 1].
     /// `last_visible` is the last byte read that is not whitespace.
     fn dense(&self, total_len: usize, last_visible: u8) -> [f32; DENSE_COUNT] {
-        let bytes = self.sum_range(0..=255).max(1) as f32;
+        let [
+            digits,
+            upper,
+            punctuation,
+            newlines,
+            questions,
+            code,
+            math,
+            non_ascii,
+            sentence_ends,
+        ] = self.categories;
+        let bytes = self.bytes.max(1) as f32;
         let log = |n: u32, scale: f32| (n as f32).ln_1p() / scale;
         let fraction = |n: u32| n as f32 / bytes;
         let mean_word = self.word_bytes as f32 / self.words.max(1) as f32;
         [
             (total_len as f32).ln_1p() / 10.0,
             log(self.words, 8.0),
-            fraction(self.sum_range(b'0'..=b'9')),
-            fraction(self.sum_range(b'A'..=b'Z')),
-            fraction(self.punctuation()),
-            log(self.sum(b"\n"), 5.0),
-            log(self.sum(b"?"), 3.0),
-            log(self.sum(b"{};`_#"), 5.0),
-            log(self.sum(b"+*/^=%$"), 5.0),
+            fraction(digits),
+            fraction(upper),
+            fraction(punctuation),
+            log(newlines, 5.0),
+            log(questions, 3.0),
+            log(code, 5.0),
+            log(math, 5.0),
             log(self.numbers, 4.0),
-            fraction(self.sum_range(0x80..=0xff)),
-            log(self.sum(b".!?"), 5.0),
+            fraction(non_ascii),
+            log(sentence_ends, 5.0),
             (mean_word / 10.0).min(2.0),
             (self.max_number as f32 / 10.0).min(2.0),
             f32::from(u8::from(last_visible == b'?')),
@@ -191,176 +224,228 @@ impl Counts {
     }
 }
 
-/// The state of one pass over a prompt.
-struct Scanner<F: FnMut(u32)> {
-    emit: F,
-    counts: Counts,
-    chars: u32,
-    chars_len: u32,
-    last_char: u8,
-    word: u64,
-    word_len: u32,
-    last_word_byte: u8,
-    previous_token: u64,
-    tokens: usize,
-    /// The last tokens, as a ring indexed by `tokens % REGION_TOKENS`.
-    last_tokens: [u64; REGION_TOKENS],
+/// The normalized bytes read, with a bit mask of word bytes and one of
+/// bytes that are tokens of their own. `N` is the buffer size, so short
+/// prompts do not pay for clearing a buffer sized for the longest window.
+struct Text<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+    words: [u64; MASK_WORDS],
+    tokens: [u64; MASK_WORDS],
 }
 
-impl<F: FnMut(u32)> Scanner<F> {
-    fn new(emit: F) -> Self {
-        Scanner {
-            emit,
-            counts: Counts::new(),
-            chars: 0,
-            chars_len: 0,
-            last_char: b' ',
-            word: FNV_OFFSET,
-            word_len: 0,
-            last_word_byte: 0,
-            previous_token: 0,
-            tokens: 0,
-            last_tokens: [0; REGION_TOKENS],
+impl<const N: usize> Text<N> {
+    /// Normalizes `head`, and `tail` after a separating space when it is
+    /// not empty. The caller ensures that the parts and the padding fit in
+    /// `N` bytes.
+    fn new(head: &[u8], tail: &[u8]) -> Self {
+        let mut text = Text {
+            bytes: [0; N],
+            len: head.len(),
+            words: [0; MASK_WORDS],
+            tokens: [0; MASK_WORDS],
+        };
+        text.bytes[..head.len()].copy_from_slice(head);
+        if !tail.is_empty() {
+            text.bytes[text.len] = b' ';
+            text.bytes[text.len + 1..text.len + 1 + tail.len()].copy_from_slice(tail);
+            text.len += 1 + tail.len();
+        }
+        text.normalize();
+        text
+    }
+
+    /// Normalizes the bytes in place, 16 at a time, and fills the masks.
+    fn normalize(&mut self) {
+        let end = self.len.next_multiple_of(16);
+        for (index, chunk) in self.bytes[..end].chunks_exact_mut(16).enumerate() {
+            let mut input = [0u8; 16];
+            input.copy_from_slice(chunk);
+            let block = normalize::normalize(input);
+            chunk.copy_from_slice(&block.bytes);
+            let shift = 16 * (index % 4);
+            self.words[index / 4] |= u64::from(block.words) << shift;
+            self.tokens[index / 4] |= u64::from(block.tokens) << shift;
+        }
+        // The zero padding after the text classifies as tokens.
+        if !self.len.is_multiple_of(64) {
+            let keep = (1u64 << (self.len % 64)) - 1;
+            self.words[self.len / 64] &= keep;
+            self.tokens[self.len / 64] &= keep;
         }
     }
 
-    /// Scans bytes with the per-byte state in local variables. Kept in
-    /// fields, that state was stored and reloaded around every call that
-    /// emits a token, which cost several instructions per byte.
-    fn feed(&mut self, bytes: &[u8]) {
-        let mut chars = self.chars;
-        let mut chars_len = self.chars_len;
-        let mut last_char = self.last_char;
-        let mut word = self.word;
-        let mut word_len = self.word_len;
-        let mut last_word_byte = self.last_word_byte;
-
-        for &byte in bytes {
-            let slot = &mut self.counts.histogram[usize::from(byte)];
-            *slot = slot.wrapping_add(1);
-            let (class, normal) = BYTES[usize::from(byte)];
-
-            if normal != b' ' || last_char != b' ' {
-                last_char = normal;
-                chars = (chars << 8) | u32::from(normal);
-                chars_len += 1;
-                if chars_len >= 4 {
-                    (self.emit)(char_hash(chars));
-                }
-            }
-
-            if class == Class::Word {
-                word = fnv_step(word, normal);
-                word_len += 1;
-                last_word_byte = normal;
-                continue;
-            }
-            if word_len > 0 {
-                self.word_token(word, word_len, last_word_byte);
-                word = FNV_OFFSET;
-                word_len = 0;
-            }
-            if class != Class::Space {
-                self.token(fnv_step(FNV_OFFSET, normal));
-            }
-        }
-
-        self.chars = chars;
-        self.chars_len = chars_len;
-        self.last_char = last_char;
-        self.word = word;
-        self.word_len = word_len;
-        self.last_word_byte = last_word_byte;
+    /// Reads 8 bytes starting at `at` as a little-endian integer. The
+    /// padding keeps the read inside the buffer for every `at <= len`.
+    fn load(&self, at: usize) -> u64 {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&self.bytes[at..at + 8]);
+        u64::from_le_bytes(word)
     }
 
-    /// Separates the head from the tail of a truncated prompt.
-    fn gap(&mut self) {
-        self.end_word();
-        if self.last_char != b' ' {
-            self.last_char = b' ';
-            self.chars = (self.chars << 8) | u32::from(b' ');
-            self.chars_len += 1;
-            if self.chars_len >= 4 {
-                (self.emit)(char_hash(self.chars));
+    /// Returns the end of the word that starts at `start`: the first
+    /// position after it whose word bit is clear.
+    fn word_end(&self, start: usize) -> usize {
+        let mut index = start / 64;
+        let mut rest = !self.words[index] >> (start % 64);
+        if rest != 0 {
+            return start + rest.trailing_zeros() as usize;
+        }
+        loop {
+            index += 1;
+            rest = !self.words[index];
+            if rest != 0 {
+                return index * 64 + rest.trailing_zeros() as usize;
             }
         }
-        self.previous_token = 0;
     }
 
-    fn end_word(&mut self) {
-        if self.word_len == 0 {
-            return;
+    /// Hashes the word in `start..end`, 8 bytes per multiply.
+    /// The first 8 bytes take no branch, because most words are that
+    /// short. `end` is greater than `start`.
+    fn word_hash(&self, start: usize, end: usize) -> u64 {
+        let len = end - start;
+        let keep = u64::MAX >> (64 - 8 * len.min(8));
+        let mut hash =
+            (SALT_WORD ^ len as u64 ^ (self.load(start) & keep)).wrapping_mul(MULTIPLY_WORD);
+        hash ^= hash >> 29;
+        let mut at = start + 8;
+        while at < end {
+            let keep = u64::MAX >> (64 - 8 * (end - at).min(8));
+            hash = (hash ^ (self.load(at) & keep)).wrapping_mul(MULTIPLY_WORD);
+            hash ^= hash >> 29;
+            at += 8;
         }
-        self.word_token(self.word, self.word_len, self.last_word_byte);
-        self.word = FNV_OFFSET;
-        self.word_len = 0;
+        hash
     }
+}
 
-    /// Counts a finished word and emits its token. A word whose last byte
-    /// is a digit counts as a number.
-    fn word_token(&mut self, word: u64, len: u32, last_byte: u8) {
-        let counts = &mut self.counts;
-        counts.words += 1;
-        counts.word_bytes += len;
-        if last_byte == b'0' {
-            counts.numbers += 1;
-            counts.max_number = counts.max_number.max(len);
-        }
-        self.token(word);
-    }
+/// Token state: the previous token for bigrams and the last tokens for the
+/// tail-tagged features.
+struct Tokens<F: FnMut(u32)> {
+    emit: F,
+    previous: u64,
+    count: usize,
+    /// The last tokens, as a ring indexed by `count % LAST_RING`.
+    last: [u64; LAST_RING],
+}
 
+impl<F: FnMut(u32)> Tokens<F> {
     /// Emits the unigram, the bigram with the previous token, and for the
     /// first tokens position- and region-tagged copies.
-    fn token(&mut self, token: u64) {
-        (self.emit)(mix(token ^ SALT_UNIGRAM));
-        let pair = self.previous_token.wrapping_mul(FNV_PRIME).rotate_left(29) ^ token;
-        (self.emit)(mix(pair ^ SALT_BIGRAM));
-        if self.tokens < REGION_TOKENS {
-            if self.tokens < EDGE_TOKENS {
-                let tagged = token ^ SALT_FIRST.wrapping_mul(self.tokens as u64 + 1);
+    fn push(&mut self, token: u64) {
+        (self.emit)(bucket_hash(token ^ SALT_UNIGRAM));
+        let pair = self.previous.rotate_left(23).wrapping_mul(MULTIPLY) ^ token;
+        (self.emit)(bucket_hash(pair ^ SALT_BIGRAM));
+        if self.count < REGION_TOKENS {
+            if self.count < EDGE_TOKENS {
+                let tagged = token ^ SALT_FIRST.wrapping_mul(self.count as u64 + 1);
                 (self.emit)(mix(tagged));
             }
             (self.emit)(mix(token ^ SALT_HEAD_REGION));
         }
-        self.last_tokens[self.tokens % REGION_TOKENS] = token;
-        self.tokens += 1;
-        self.previous_token = token;
+        self.last[self.count % LAST_RING] = token;
+        self.count += 1;
+        self.previous = token;
     }
 
-    /// Emits position- and region-tagged copies of the last tokens and
-    /// returns the numeric features.
-    fn finish(mut self, total_len: usize, last_visible: u8) -> [f32; DENSE_COUNT] {
-        self.end_word();
-        let known = self.tokens.min(REGION_TOKENS);
+    /// Emits position- and region-tagged copies of the last tokens.
+    fn finish(&mut self) {
+        let known = self.count.min(REGION_TOKENS);
         for position in 0..known {
-            let token = self.last_tokens[(self.tokens - 1 - position) % REGION_TOKENS];
+            let token = self.last[(self.count - 1 - position) % LAST_RING];
             if position < EDGE_TOKENS {
                 let tagged = token ^ SALT_LAST.wrapping_mul(position as u64 + 1);
                 (self.emit)(mix(tagged));
             }
             (self.emit)(mix(token ^ SALT_TAIL_REGION));
         }
-        self.counts.dense(total_len, last_visible)
     }
 }
 
 /// Scans the bounded window of `prompt`, calls `emit` with the 32-bit hash
 /// of every feature occurrence, and returns the numeric features.
 pub fn scan<F: FnMut(u32)>(prompt: &str, emit: F) -> [f32; DENSE_COUNT] {
-    let (head, tail) = read_window(prompt.as_bytes());
-    let mut scanner = Scanner::new(emit);
-    scanner.feed(head);
-    if !tail.is_empty() {
-        scanner.gap();
-        scanner.feed(tail);
+    let bytes = prompt.as_bytes();
+    if bytes.len() + PADDING <= SHORT_CAPACITY {
+        scan_into::<SHORT_CAPACITY, F>(bytes, emit)
+    } else {
+        scan_into::<FULL_CAPACITY, F>(bytes, emit)
     }
+}
+
+fn scan_into<const N: usize, F: FnMut(u32)>(prompt: &[u8], emit: F) -> [f32; DENSE_COUNT] {
+    let (head, tail) = read_window(prompt);
+    let mut counts = Counts::new();
+    counts.count(head);
+    counts.count(tail);
+    let text = Text::<N>::new(head, tail);
+
+    let mut tokens = Tokens {
+        emit,
+        previous: 0,
+        count: 0,
+        last: [0; LAST_RING],
+    };
+    for start in (0..text.len.saturating_sub(3)).step_by(CHAR_STRIDE) {
+        let gram = u64::from(text.load(start) as u32);
+        (tokens.emit)(bucket_hash(gram ^ SALT_CHARS));
+    }
+    emit_tokens(&text, &mut counts, &mut tokens);
+    tokens.finish();
+
     let read = if tail.is_empty() { head } else { tail };
     let last_visible = read
         .iter()
         .rev()
         .find(|b| !b.is_ascii_whitespace())
         .copied();
-    scanner.finish(prompt.len(), last_visible.unwrap_or(b' '))
+    counts.dense(prompt.len(), last_visible.unwrap_or(b' '))
+}
+
+/// Calls `visit` with the span `start..end` of every token in order, and
+/// whether it is a word. Tokens are words and single punctuation bytes or
+/// newlines, and the spans are found from the masks, one bit scan per
+/// token rather than a branch per byte.
+fn for_each_token<const N: usize>(text: &Text<N>, mut visit: impl FnMut(usize, usize, bool)) {
+    let mut carry = 0u64;
+    for index in 0..text.len.div_ceil(64) {
+        let words = text.words[index];
+        let marks = text.tokens[index];
+        let mut starts = (words & !((words << 1) | carry)) | marks;
+        carry = words >> 63;
+        while starts != 0 {
+            let bit = starts.trailing_zeros() as usize;
+            starts &= starts - 1;
+            let start = index * 64 + bit;
+            // A punctuation byte is a one-byte token. Its bit in the word
+            // mask is clear, so `word_end` returns `start`. Taking the
+            // maximum avoids a branch on the token kind, which is hard to
+            // predict.
+            let end = text.word_end(start).max(start + 1);
+            visit(start, end, words >> bit & 1 == 1);
+        }
+    }
+}
+
+/// Emits the features of every token and counts the words and numbers.
+/// A punctuation byte is hashed like a one-byte word, and the counts add
+/// flags rather than branch, as in [`for_each_token`].
+fn emit_tokens<const N: usize, F: FnMut(u32)>(
+    text: &Text<N>,
+    counts: &mut Counts,
+    tokens: &mut Tokens<F>,
+) {
+    for_each_token(text, |start, end, is_word| {
+        let len = (end - start) as u32;
+        let is_word = u32::from(is_word);
+        counts.words += is_word;
+        counts.word_bytes += is_word * len;
+        let is_number = u32::from(text.bytes[end - 1] == b'0');
+        counts.numbers += is_number;
+        counts.max_number = counts.max_number.max(is_number * len);
+        tokens.push(text.word_hash(start, end));
+    });
 }
 
 #[cfg(test)]
@@ -404,8 +489,12 @@ mod tests {
     fn feature_count_matches_tokens() {
         // "ab cd" has 2 words, and each word gives 6 features: a unigram, a
         // bigram, a first- and a last-position feature, and a head- and a
-        // tail-region feature. Its 5 bytes give 2 character 4-grams.
-        assert_eq!(hashes("ab cd").len(), 14);
+        // tail-region feature. Its 5 bytes have 4-grams at offsets 0 and
+        // 1, and the stride of 2 keeps the first.
+        assert_eq!(hashes("ab cd").len(), 13);
+        // 7 bytes have 4-grams at offsets 0 to 3, and the stride keeps 0
+        // and 2.
+        assert_eq!(hashes("ab cd e").len(), 2 + 3 * 6);
     }
 
     #[test]
@@ -455,12 +544,116 @@ mod tests {
     }
 
     #[test]
-    fn punctuation_ranges_match_std() {
+    fn punctuation_category_matches_std() {
+        let field = (1u64 << COUNT_BITS) - 1;
+        for byte in 0..=255u8 {
+            let info = COUNT_INFO[usize::from(byte)];
+            let punctuation = (info >> (2 * COUNT_BITS)) & field;
+            assert_eq!(punctuation == 1, byte.is_ascii_punctuation(), "byte {byte}");
+        }
+    }
+
+    #[test]
+    fn counts_survive_long_runs() {
+        // 200 digits in a row overflow a 6-bit field unless the packed
+        // counters are flushed often enough.
         let mut counts = Counts::new();
-        counts.histogram = [1; 256];
-        let expected = (0..=255u8).filter(u8::is_ascii_punctuation).count();
-        assert_eq!(counts.punctuation() as usize, expected);
-        assert_eq!(counts.sum_range(0..=255), 256);
+        counts.count(&[b'7'; 200]);
+        assert_eq!(counts.categories[0], 200);
+        assert_eq!(counts.categories[1], 0);
+        assert_eq!(counts.bytes, 200);
+    }
+
+    /// Splits `text` the way the tokenizer is documented to: runs of word
+    /// bytes, and each punctuation byte or newline on its own.
+    fn reference_spans(text: &[u8]) -> Vec<(usize, usize, bool)> {
+        let is_word = |b: u8| b.is_ascii_alphanumeric() || b >= 0x80;
+        let mut spans = Vec::new();
+        let mut at = 0;
+        while at < text.len() {
+            let byte = text[at];
+            if is_word(byte) {
+                let end = (at..text.len())
+                    .find(|&i| !is_word(text[i]))
+                    .unwrap_or(text.len());
+                spans.push((at, end, true));
+                at = end;
+            } else {
+                if !byte.is_ascii_whitespace() || byte == b'\n' {
+                    spans.push((at, at + 1, false));
+                }
+                at += 1;
+            }
+        }
+        spans
+    }
+
+    fn spans(text: &[u8]) -> Vec<(usize, usize, bool)> {
+        let text = Text::<FULL_CAPACITY>::new(text, &[]);
+        let mut spans = Vec::new();
+        for_each_token(&text, |start, end, word| spans.push((start, end, word)));
+        spans
+    }
+
+    #[test]
+    fn tokens_match_reference_across_mask_words() {
+        let pieces: [&[u8]; 8] = [
+            b"word",
+            b" ",
+            b"x",
+            b"\n",
+            b"{};",
+            b"caf\xc3\xa9",
+            b"antidisestablishmentarianism",
+            b"\t\x0b\r",
+        ];
+        // A deterministic sequence of pieces puts word and token edges at
+        // every offset around the 64-byte mask boundaries.
+        let mut text = Vec::new();
+        let mut state = 7u32;
+        while text.len() < 1500 {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            text.extend_from_slice(pieces[(state >> 16) as usize % pieces.len()]);
+            assert_eq!(spans(&text), reference_spans(&text), "{} bytes", text.len());
+        }
+    }
+
+    #[test]
+    fn word_hash_ignores_position() {
+        let word = b"antidisestablishmentarianism";
+        let mut text = vec![b' '; 70];
+        text.extend_from_slice(word);
+        let shifted = Text::<FULL_CAPACITY>::new(&text, &[]);
+        let alone = Text::<FULL_CAPACITY>::new(word, &[]);
+        assert_eq!(
+            shifted.word_hash(70, 70 + word.len()),
+            alone.word_hash(0, word.len())
+        );
+        assert_ne!(alone.word_hash(0, 8), alone.word_hash(0, 9));
+    }
+
+    #[test]
+    fn buffer_size_does_not_change_features() {
+        let prompt = "Sort this list: [3, 1, 2].\nThen explain why.";
+        let mut short = Vec::new();
+        let mut full = Vec::new();
+        let dense_short = scan_into::<SHORT_CAPACITY, _>(prompt.as_bytes(), |h| short.push(h));
+        let dense_full = scan_into::<FULL_CAPACITY, _>(prompt.as_bytes(), |h| full.push(h));
+        assert_eq!(short, full);
+        assert_eq!(dense_short, dense_full);
+    }
+
+    #[test]
+    fn lengths_around_buffer_sizes() {
+        for len in [
+            1, 15, 16, 17, 63, 64, 65, 1024, 1080, 1081, 5120, 5121, 6000,
+        ] {
+            let prompt = "ab1 ".repeat(len / 4 + 1)[..len].to_string();
+            let mut count = 0;
+            let dense = scan(&prompt, |_| count += 1);
+            assert!(count > 0, "{len} bytes");
+            assert!(dense.iter().all(|v| v.is_finite()), "{len} bytes");
+        }
     }
 
     #[test]

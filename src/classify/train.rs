@@ -33,13 +33,13 @@ pub struct TrainOptions {
 impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
-            epochs: 20,
+            epochs: 40,
             learning_rate: 0.2,
             difficulty_learning_rate: 0.005,
             l2: 1e-4,
             bucket_bits: 16,
             seed: 1,
-            class_weight_power: 1.0,
+            class_weight_power: 0.8,
         }
     }
 }
