@@ -160,9 +160,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         },
     };
     if args.json {
-        println!("{}", report::json(&info, &rows)?);
+        crate::cli::output::outln!("{}", report::json(&info, &rows)?);
     } else {
-        print!("{}", report::table(&info, &rows));
+        crate::cli::output::outln!("{}", report::table(&info, &rows).trim_end());
     }
     let failed = rows.iter().any(|row| row.errors > 0);
     Ok(if failed {

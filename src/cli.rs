@@ -1,6 +1,7 @@
 //! Command-line definitions and the code that runs each command.
 
 mod inspect;
+pub(crate) mod output;
 mod request_json;
 mod serve;
 
@@ -62,7 +63,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            output::errln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -318,3 +318,81 @@ fn sigterm_removes_socket_and_exits() {
     assert!(status.success());
     assert!(!dir.path().join("grpc.sock").exists());
 }
+
+/// Writes a small labelled task file and returns its path.
+fn write_tasks(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("tasks.jsonl");
+    let rows = [
+        ("Write a Python function that parses dates.", "code"),
+        ("What is 12 times 7?", "math"),
+        ("Write a short poem about autumn.", "creative_writing"),
+    ];
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|(prompt, task)| format!("{{\"prompt\": \"{prompt}\", \"task_type\": \"{task}\"}}"))
+        .collect();
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    path
+}
+
+#[test]
+fn closed_stdout_exits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = write_tasks(dir.path());
+    // The report has many lines, so a write after the reader has gone
+    // fails with a broken pipe.
+    let mut child = triage()
+        .args(["eval", "--tasks", tasks.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+}
+
+#[test]
+fn train_rejects_non_finite_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("w.tcw");
+    let tasks = write_tasks(dir.path());
+    for (flag, value) in [
+        ("--learning-rate", "nan"),
+        ("--learning-rate", "0"),
+        ("--l2", "-1"),
+        ("--difficulty-learning-rate", "inf"),
+    ] {
+        let output = run(triage().args([
+            "train",
+            "--tasks",
+            tasks.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            flag,
+            value,
+        ]));
+        assert!(!output.status.success(), "{flag} {value}");
+        assert!(
+            stderr(&output).contains(value),
+            "{flag} {value}: {}",
+            stderr(&output)
+        );
+        assert!(!out.exists(), "{flag} {value} wrote a file");
+    }
+}
+
+#[test]
+fn route_honours_max_prompt_bytes() {
+    let long = "x".repeat(200);
+    let output = run(triage().args(["route", "--prompt", &long, "--max-prompt-bytes", "100"]));
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("--max-prompt-bytes"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(triage().args(["route", "--prompt", &long, "--max-prompt-bytes", "300"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+}

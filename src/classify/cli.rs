@@ -8,7 +8,7 @@ use crate::classify::data::{self, DataError, RoutingRow, TaskRow};
 use crate::classify::metrics::{self, NoQualityGap, Prices, Routed};
 use crate::classify::report::{self, JsonReport};
 use crate::classify::train::{TrainOptions, train};
-use crate::classify::weights::MAX_BUCKET_BITS;
+use crate::classify::weights::{MAX_BUCKET_BITS, Weights};
 use crate::classify::{Classifier, WeightsError, cv};
 use crate::task::TaskType;
 
@@ -19,13 +19,13 @@ pub struct TrainingFlags {
     #[arg(long, default_value_t = TrainOptions::default().epochs)]
     pub epochs: u32,
     /// AdaGrad base learning rate of the task head.
-    #[arg(long, default_value_t = TrainOptions::default().learning_rate)]
+    #[arg(long, default_value_t = TrainOptions::default().learning_rate, value_parser = positive_finite)]
     pub learning_rate: f32,
     /// AdaGrad base learning rate of the difficulty head.
-    #[arg(long, default_value_t = TrainOptions::default().difficulty_learning_rate)]
+    #[arg(long, default_value_t = TrainOptions::default().difficulty_learning_rate, value_parser = positive_finite)]
     pub difficulty_learning_rate: f32,
     /// L2 penalty per weight and update.
-    #[arg(long, default_value_t = TrainOptions::default().l2)]
+    #[arg(long, default_value_t = TrainOptions::default().l2, value_parser = non_negative_finite)]
     pub l2: f32,
     /// log2 of the number of hashed feature rows; each row costs 24 bytes
     /// of weights file (16 gives a 1.5 MB file).
@@ -37,8 +37,34 @@ pub struct TrainingFlags {
     pub seed: u64,
     /// Exponent of the inverse class frequency that weights task rows
     /// (0 = unweighted, 1 = fully balanced classes).
-    #[arg(long, default_value_t = TrainOptions::default().class_weight_power)]
+    #[arg(long, default_value_t = TrainOptions::default().class_weight_power, value_parser = non_negative_finite)]
     pub class_weight_power: f32,
+}
+
+/// Parses a price: a finite number of at least 0.
+fn price(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+        _ => Err(format!(
+            "{text:?} is not a price; give USD per million tokens, 0 or more"
+        )),
+    }
+}
+
+/// Parses a finite number greater than 0.
+fn positive_finite(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        _ => Err(format!("{text:?} is not a finite number greater than 0")),
+    }
+}
+
+/// Parses a finite number of at least 0.
+fn non_negative_finite(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+        _ => Err(format!("{text:?} is not a finite number of 0 or more")),
+    }
 }
 
 impl TrainingFlags {
@@ -122,11 +148,11 @@ pub struct EvalArgs {
     pub by_source: bool,
     /// Price of the strong model in USD per million tokens. The default is
     /// the gpt-4-1106-preview input price in LiteLLM 1.110.2.
-    #[arg(long, value_name = "USD", default_value_t = 10.0)]
+    #[arg(long, value_name = "USD", default_value_t = 10.0, value_parser = price)]
     pub strong_price: f64,
     /// Price of the weak model in USD per million tokens. The default is the
     /// DeepInfra Mixtral-8x7B-Instruct price in LiteLLM 1.110.2.
-    #[arg(long, value_name = "USD", default_value_t = 0.4)]
+    #[arg(long, value_name = "USD", default_value_t = 0.4, value_parser = price)]
     pub weak_price: f64,
     #[command(flatten)]
     pub training: TrainingFlags,
@@ -145,6 +171,11 @@ pub enum CommandError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "training diverged and produced invalid weights ({0}); nothing was written. \
+         Lower --learning-rate, --difficulty-learning-rate or --l2"
+    )]
+    Diverged(WeightsError),
 }
 
 /// Runs `triage train`.
@@ -165,11 +196,14 @@ pub fn run_train(args: &TrainArgs) -> Result<(), CommandError> {
 
     let weights = train(&task_pairs, &routing_pairs, &args.training.options());
     let bytes = weights.encode();
+    // The loader rejects non-finite weights, so check before writing a file
+    // that nothing could load.
+    Weights::decode(&bytes).map_err(CommandError::Diverged)?;
     std::fs::write(&args.out, &bytes).map_err(|source| CommandError::Write {
         path: args.out.clone(),
         source,
     })?;
-    println!(
+    crate::cli::output::outln!(
         "wrote {} ({} bytes) from {} task rows and {} routing rows",
         args.out.display(),
         bytes.len(),
@@ -190,7 +224,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<(), CommandError> {
         eval_routing(args, &routing, &mut json)?;
     }
     if args.json {
-        println!("{}", json.render());
+        crate::cli::output::outln!("{}", json.render());
     }
     Ok(())
 }

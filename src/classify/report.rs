@@ -1,5 +1,6 @@
 //! Printing evaluation results as tables or as one JSON object.
 
+use crate::cli::output::outln;
 use serde_json::{Map, Value, json};
 
 use crate::classify::metrics::{Prices, RoutingReport, TaskReport};
@@ -96,24 +97,24 @@ impl JsonReport {
 }
 
 pub fn print_tasks(report: &TaskReport, mode: &str) {
-    println!("task head, {mode}, {} rows", report.rows);
-    println!("  accuracy  {:.4}", report.accuracy);
-    println!("  macro-F1  {:.4}", report.macro_f1);
-    println!();
-    println!("  confusion matrix (rows: expected, columns: predicted)");
+    outln!("task head, {mode}, {} rows", report.rows);
+    outln!("  accuracy  {:.4}", report.accuracy);
+    outln!("  macro-F1  {:.4}", report.macro_f1);
+    outln!();
+    outln!("  confusion matrix (rows: expected, columns: predicted)");
     print!("  {:<17}", "");
     for k in 0..TaskType::COUNT {
         print!("{:>6}", short_name(TaskType::ALL[k]));
     }
-    println!("{:>8}", "F1");
+    outln!("{:>8}", "F1");
     for (k, row) in report.confusion.iter().enumerate() {
         print!("  {:<17}", TaskType::ALL[k].name());
         for count in row {
             print!("{count:>6}");
         }
         match report.f1[k] {
-            Some(f1) => println!("{f1:>8.3}"),
-            None => println!("{:>8}", "-"),
+            Some(f1) => outln!("{f1:>8.3}"),
+            None => outln!("{:>8}", "-"),
         }
     }
 }
@@ -136,30 +137,32 @@ fn short_name(task: TaskType) -> &'static str {
 }
 
 pub fn print_sources(sources: &[SourceAccuracy]) {
-    println!("task head accuracy per held-out source");
+    outln!("task head accuracy per held-out source");
     for source in sources {
-        println!(
+        outln!(
             "  {:<24} {:>6} rows  accuracy {:.4}",
-            source.source, source.rows, source.accuracy
+            source.source,
+            source.rows,
+            source.accuracy
         );
     }
-    println!();
+    outln!();
 }
 
 pub fn print_routing(report: &RoutingReport, mode: &str, prices: Prices) {
-    println!("difficulty head, {mode}, {} rows", report.rows);
-    println!("  strong model accuracy  {:.4}", report.strong_accuracy);
-    println!("  weak model accuracy    {:.4}", report.weak_accuracy);
-    println!(
+    outln!("difficulty head, {mode}, {} rows", report.rows);
+    outln!("  strong model accuracy  {:.4}", report.strong_accuracy);
+    outln!("  weak model accuracy    {:.4}", report.weak_accuracy);
+    outln!(
         "  CPT(50%)               {:.2}% strong calls",
         100.0 * report.cpt50
     );
-    println!(
+    outln!(
         "  CPT(80%)               {:.2}% strong calls",
         100.0 * report.cpt80
     );
-    println!("  APGR                   {:.4}", report.apgr);
-    println!(
+    outln!("  APGR                   {:.4}", report.apgr);
+    outln!(
         "  at 95% of strong accuracy: {:.2}% strong calls, cost saving {:.2}% \
          (strong ${}/M tokens, weak ${}/M tokens, equal tokens per call assumed)",
         100.0 * report.strong_calls_at_95,

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::output::{errln, outln};
 use super::request_json::{RequestJson, decision_to_json};
 use crate::classify::Classifier;
 use crate::decide::{self, Context, Limits};
@@ -27,6 +28,10 @@ pub struct ExplainArgs {
     /// Classifier weights file (.tcw); without it the built-in weights are used.
     #[arg(long, env = "TRIAGE_CLASSIFIER", value_name = "FILE")]
     classifier: Option<PathBuf>,
+    /// Largest prompt accepted, in bytes, summed over prompt and messages,
+    /// as `serve --max-prompt-bytes` sets it.
+    #[arg(long, env = "TRIAGE_MAX_PROMPT_BYTES", value_name = "BYTES", default_value_t = Limits::default().max_prompt_bytes)]
+    max_prompt_bytes: usize,
     /// Request as JSON, with the proto field names of DecideRequest; "-"
     /// reads standard input.
     #[arg(value_name = "REQUEST.json")]
@@ -56,6 +61,10 @@ pub struct RouteArgs {
     /// Declared task type, such as code or summarization.
     #[arg(long, value_name = "TASK")]
     task: Option<String>,
+    /// Largest prompt accepted, in bytes, summed over prompt and messages,
+    /// as `serve --max-prompt-bytes` sets it.
+    #[arg(long, env = "TRIAGE_MAX_PROMPT_BYTES", value_name = "BYTES", default_value_t = Limits::default().max_prompt_bytes)]
+    max_prompt_bytes: usize,
 }
 
 /// Prints every diagnostic; exits non-zero when any is an error.
@@ -63,9 +72,9 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     match Policy::load(&args.policy) {
         Ok(policy) => {
             for warning in &policy.warnings {
-                eprintln!("{warning}");
+                errln!("{warning}");
             }
-            print_stdout(&format!(
+            outln!(
                 "{}: ok: version {}, {} providers, {} models, {} rules, {} warnings",
                 args.policy.display(),
                 policy.version,
@@ -73,18 +82,18 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
                 policy.models.len(),
                 policy.rules.len(),
                 policy.warnings.len()
-            ))?;
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(diagnostics) => {
             for diagnostic in &diagnostics {
-                eprintln!("{diagnostic}");
+                errln!("{diagnostic}");
             }
             let errors = diagnostics
                 .iter()
                 .filter(|d| d.severity == Severity::Error)
                 .count();
-            eprintln!("{}: {errors} errors", args.policy.display());
+            errln!("{}: {errors} errors", args.policy.display());
             Ok(ExitCode::FAILURE)
         }
     }
@@ -96,7 +105,16 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         anyhow::anyhow!("invalid request JSON in {}: {err}", args.request.display())
     })?;
     let request = parsed.into_request()?;
-    decide_and_print(args.policy.as_deref(), args.classifier.as_deref(), &request)
+    let limits = Limits {
+        max_prompt_bytes: args.max_prompt_bytes,
+        ..Limits::default()
+    };
+    decide_and_print(
+        args.policy.as_deref(),
+        args.classifier.as_deref(),
+        &limits,
+        &request,
+    )
 }
 
 pub fn route(args: &RouteArgs) -> anyhow::Result<ExitCode> {
@@ -120,12 +138,22 @@ pub fn route(args: &RouteArgs) -> anyhow::Result<ExitCode> {
             .into_request()?
             .task_type;
     }
-    decide_and_print(args.policy.as_deref(), args.classifier.as_deref(), &request)
+    let limits = Limits {
+        max_prompt_bytes: args.max_prompt_bytes,
+        ..Limits::default()
+    };
+    decide_and_print(
+        args.policy.as_deref(),
+        args.classifier.as_deref(),
+        &limits,
+        &request,
+    )
 }
 
 fn decide_and_print(
     policy: Option<&Path>,
     classifier: Option<&Path>,
+    limits: &Limits,
     request: &DecideRequest,
 ) -> anyhow::Result<ExitCode> {
     let policy = match policy {
@@ -136,30 +164,21 @@ fn decide_and_print(
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("policy has errors:\n{}", lines.join("\n"))
     })?;
-    let limits = Limits::default();
     let classifier = match classifier {
         Some(path) => Classifier::load(path)?,
         None => Classifier::embedded().clone(),
     };
     let context = Context {
         policy: &policy,
-        limits: &limits,
+        limits,
         classifier: Some(&classifier),
     };
     let decision = decide::decide(context, request)?;
-    print_stdout(&serde_json::to_string_pretty(&decision_to_json(&decision))?)?;
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(&decision_to_json(&decision))?
+    );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes `text` and a newline to standard output. A closed pipe, as when
-/// the output goes to `head`, ends the write quietly instead of failing.
-fn print_stdout(text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
-    }
 }
 
 fn read_input(path: &Path) -> anyhow::Result<String> {

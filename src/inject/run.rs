@@ -23,7 +23,7 @@ pub fn run(args: InjectArgs) -> ExitCode {
     match run_inner(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            crate::cli::output::errln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }
@@ -35,7 +35,7 @@ fn run_inner(args: InjectArgs) -> anyhow::Result<()> {
         None => SidecarTemplate::built_in()?,
     };
     if args.print_sidecar {
-        print!("{}", template.to_yaml()?);
+        crate::cli::output::outln!("{}", template.to_yaml()?.trim_end());
         return Ok(());
     }
 
@@ -72,9 +72,9 @@ fn inject_manifest(path: &Path, config: &InjectConfig, scope: Scope) -> anyhow::
 
     let injected = manifest::inject(&text, config, scope)?;
     for line in &injected.report {
-        eprintln!("{line}");
+        crate::cli::output::errln!("{line}");
     }
-    print!("{}", injected.yaml);
+    crate::cli::output::outln!("{}", injected.yaml.trim_end());
     Ok(())
 }
 

@@ -312,6 +312,22 @@ impl Compiler<'_> {
             ),
             economy: bar(bars.and_then(|b| b.economy.as_ref()), DEFAULT_BARS.economy),
         };
+        if let Some(at) = &spec.output_tokens {
+            let largest = names.model_list.iter().map(|m| m.max_output_tokens).max();
+            if let Some(largest) = largest
+                && at.value > largest
+            {
+                self.error(
+                    at,
+                    format!(
+                        "output_tokens {} is more than any model can produce, so every request \
+                         without max_output_tokens would fail; use at most {largest}, the largest \
+                         max_output_tokens in the catalog",
+                        at.value
+                    ),
+                );
+            }
+        }
         Some(Defaults {
             task_type: spec.task_type.value,
             model: model?,

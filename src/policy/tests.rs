@@ -263,3 +263,19 @@ fn classifier_thresholds_are_fractions() {
             .contains("min_confidence 2 is out of range")
     );
 }
+
+#[test]
+fn output_tokens_above_every_model_is_error() {
+    let text = edited("  output_tokens: 500\n", "  output_tokens: 4294967295\n");
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].message.contains("4294967295"), "{}", errors[0]);
+    assert!(errors[0].message.contains("32000"), "{}", errors[0]);
+    assert_eq!(errors[0].line, line_of(&text, "output_tokens: 4294967295"));
+}
+
+#[test]
+fn output_tokens_of_largest_model_is_accepted() {
+    let text = edited("  output_tokens: 500\n", "  output_tokens: 32000\n");
+    assert!(Policy::compile("p.yaml", &text).is_ok());
+}

@@ -74,6 +74,21 @@ fn text_hash(text: &str) -> u64 {
     hasher.finish()
 }
 
+/// Returns whether a change in the watched directory can change the policy.
+/// That is the case when the event names the policy file or a
+/// `..`-prefixed entry, such as the `..data` symlink that the kubelet swaps
+/// when a ConfigMap changes, or names no path at all (a rescan). Other
+/// files are ignored, so a log file next to a broken policy does not make
+/// the server reload on each of its own error lines.
+fn concerns_policy(event: &notify::Event, policy: &Path) -> bool {
+    let name = policy.file_name();
+    event.paths.is_empty()
+        || event.paths.iter().any(|path| {
+            let file = path.file_name();
+            file == name || file.is_some_and(|f| f.as_encoded_bytes().starts_with(b".."))
+        })
+}
+
 /// A watch on the policy file and on SIGHUP, set up before the server
 /// reports ready so that an early SIGHUP never meets the default action,
 /// which would end the process.
@@ -131,6 +146,7 @@ impl PolicyWatch {
                 }
                 event = self.events.recv() => {
                     match event {
+                        Some(Ok(event)) if !concerns_policy(&event, &self.path) => continue,
                         Some(Ok(_)) => {}
                         Some(Err(err)) => tracing::warn!(error = %err, "policy file watch error"),
                         None => break,
@@ -141,5 +157,53 @@ impl PolicyWatch {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, EventKind, ModifyKind};
+
+    fn event(paths: &[&str]) -> notify::Event {
+        let mut event = notify::Event::new(EventKind::Modify(ModifyKind::Any));
+        for path in paths {
+            event = event.add_path(PathBuf::from(path));
+        }
+        event
+    }
+
+    #[test]
+    fn policy_file_events_count() {
+        let policy = Path::new("/etc/triage/policy.yaml");
+        assert!(concerns_policy(
+            &event(&["/etc/triage/policy.yaml"]),
+            policy
+        ));
+        assert!(concerns_policy(&event(&["/etc/triage/..data"]), policy));
+        assert!(concerns_policy(
+            &event(&["/etc/triage/x.log", "/etc/triage/policy.yaml"]),
+            policy
+        ));
+    }
+
+    #[test]
+    fn other_files_are_ignored() {
+        let policy = Path::new("/etc/triage/policy.yaml");
+        assert!(!concerns_policy(
+            &event(&["/etc/triage/server.log"]),
+            policy
+        ));
+        assert!(!concerns_policy(
+            &event(&["/etc/triage/policy.yaml.swp"]),
+            policy
+        ));
+    }
+
+    #[test]
+    fn event_without_paths_counts() {
+        let policy = Path::new("/etc/triage/policy.yaml");
+        let rescan = notify::Event::new(EventKind::Create(CreateKind::Any));
+        assert!(concerns_policy(&rescan, policy));
     }
 }
