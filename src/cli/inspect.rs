@@ -105,14 +105,10 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         anyhow::anyhow!("invalid request JSON in {}: {err}", args.request.display())
     })?;
     let request = parsed.into_request()?;
-    let limits = Limits {
-        max_prompt_bytes: args.max_prompt_bytes,
-        ..Limits::default()
-    };
     decide_and_print(
         args.policy.as_deref(),
         args.classifier.as_deref(),
-        &limits,
+        args.max_prompt_bytes,
         &request,
     )
 }
@@ -138,14 +134,10 @@ pub fn route(args: &RouteArgs) -> anyhow::Result<ExitCode> {
             .into_request()?
             .task_type;
     }
-    let limits = Limits {
-        max_prompt_bytes: args.max_prompt_bytes,
-        ..Limits::default()
-    };
     decide_and_print(
         args.policy.as_deref(),
         args.classifier.as_deref(),
-        &limits,
+        args.max_prompt_bytes,
         &request,
     )
 }
@@ -153,7 +145,7 @@ pub fn route(args: &RouteArgs) -> anyhow::Result<ExitCode> {
 fn decide_and_print(
     policy: Option<&Path>,
     classifier: Option<&Path>,
-    limits: &Limits,
+    max_prompt_bytes: usize,
     request: &DecideRequest,
 ) -> anyhow::Result<ExitCode> {
     let policy = match policy {
@@ -164,13 +156,17 @@ fn decide_and_print(
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("policy has errors:\n{}", lines.join("\n"))
     })?;
+    let limits = Limits {
+        max_prompt_bytes,
+        ..Limits::default()
+    };
     let classifier = match classifier {
         Some(path) => Classifier::load(path)?,
         None => Classifier::embedded().clone(),
     };
     let context = Context {
         policy: &policy,
-        limits,
+        limits: &limits,
         classifier: Some(&classifier),
     };
     let decision = decide::decide(context, request)?;
