@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use crate::task::TaskType;
-use features::DENSE_COUNT;
+use features::{DENSE_COUNT, Heads};
 pub use weights::WeightsError;
 use weights::{DIFFICULTY, OUTPUTS, Weights};
 
@@ -97,27 +97,40 @@ impl Classifier {
         let rows = &self.weights.rows;
         let mask = rows.len() - 1;
         let mut sums = [0i32; OUTPUTS];
-        let mut count = 0u32;
-        let dense = features::scan(prompt, |hash| {
-            add_row(&mut sums, rows[hash as usize & mask]);
-            count += 1;
+        let mut counts = FeatureCounts::default();
+        let dense = features::scan(prompt, |hash, heads| {
+            let mut row = rows[hash as usize & mask];
+            if heads == Heads::TaskOnly {
+                row[DIFFICULTY] = 0;
+                counts.task_only += 1;
+            } else {
+                counts.both += 1;
+            }
+            add_row(&mut sums, row);
         });
-        let logits = self.logits(&sums, count, &dense);
+        let logits = self.logits(&sums, counts, &dense);
         decide(&logits)
     }
 
-    /// Combines the summed table rows, scaled by 1/sqrt(feature count) as in
-    /// training, with the biases and the numeric features.
+    /// Combines the summed table rows with the biases and the numeric
+    /// features. As in training, each head's sum is scaled by 1/sqrt of the
+    /// number of features it read.
     fn logits(
         &self,
         sums: &[i32; OUTPUTS],
-        count: u32,
+        counts: FeatureCounts,
         dense: &[f32; DENSE_COUNT],
     ) -> [f32; OUTPUTS] {
         let weights = &self.weights;
-        let norm = 1.0 / (count.max(1) as f32).sqrt();
+        let task_norm = 1.0 / ((counts.both + counts.task_only).max(1) as f32).sqrt();
+        let difficulty_norm = 1.0 / (counts.both.max(1) as f32).sqrt();
         let mut logits = weights.bias;
         for (k, logit) in logits.iter_mut().enumerate() {
+            let norm = if k == DIFFICULTY {
+                difficulty_norm
+            } else {
+                task_norm
+            };
             *logit += sums[k] as f32 * weights.scales[k] * norm;
         }
         for (value, row) in dense.iter().zip(&weights.dense) {
@@ -127,6 +140,13 @@ impl Classifier {
         }
         logits
     }
+}
+
+/// Hashed features read, by the heads they feed.
+#[derive(Clone, Copy, Default)]
+struct FeatureCounts {
+    both: u32,
+    task_only: u32,
 }
 
 /// Adds one table row to the logit sums. The indexed loop over a row copied

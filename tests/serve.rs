@@ -148,7 +148,7 @@ async fn decide_over_tcp() {
 async fn server_classifies_prompts() {
     let harness = start().await;
     let mut client = RouterClient::new(tcp_channel(&harness).await);
-    let prompt = "Write a Python function that reverses a linked list in place, with unit tests.";
+    let prompt = "Write a Rust function that reverses a linked list in place, with unit tests.";
     let decision = client.decide(request(prompt)).await.unwrap().into_inner();
     let receipt = decision.receipt.unwrap();
     assert_eq!(receipt.path(), DecisionPath::Classified);

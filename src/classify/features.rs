@@ -1,5 +1,5 @@
 //! Feature extraction: hashed word unigrams, word bigrams, character
-//! 4-grams and position- and region-tagged edge tokens, plus a few numeric
+//! 5-grams and position- and region-tagged edge tokens, plus a few numeric
 //! features.
 //!
 //! Extraction normalizes the bytes read into a buffer on the stack, with
@@ -22,11 +22,19 @@ pub const DENSE_COUNT: usize = 16;
 /// Identifies this feature layout. Weights files store it, and a file built
 /// for a different layout is rejected, because its weight rows would mean
 /// other features.
-pub const FEATURE_SET: u32 = 4;
+pub const FEATURE_SET: u32 = 5;
 
-/// Character 4-grams start at every `CHAR_STRIDE`-th byte, so each byte
-/// still falls in two 4-grams, at half the cost of a 4-gram per byte.
-const CHAR_STRIDE: usize = 2;
+/// Length of the character n-grams, which start at every byte.
+const CHAR_GRAM: usize = 5;
+
+/// The heads a hashed feature feeds. Character n-grams help the task head
+/// tell task types apart, but the difficulty head ranks prompts better
+/// without them: they let it memorize training prompts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heads {
+    Both,
+    TaskOnly,
+}
 
 /// Number of leading and trailing tokens that also get a position-tagged
 /// feature.
@@ -81,7 +89,7 @@ pub fn mix(value: u64) -> u32 {
 }
 
 /// Hashes a value that is already well mixed, or a short one such as a
-/// character 4-gram, with one multiply: the high half of the product
+/// character 5-gram, with one multiply: the high half of the product
 /// depends on every input bit.
 fn bucket_hash(value: u64) -> u32 {
     (value.wrapping_mul(MULTIPLY) >> 32) as u32
@@ -321,8 +329,8 @@ impl<const N: usize> Text<N> {
 }
 
 /// Token state: the previous token for bigrams and the last tokens for the
-/// tail-tagged features.
-struct Tokens<F: FnMut(u32)> {
+/// tail-tagged features. Token features feed both heads.
+struct Tokens<F: FnMut(u32, Heads)> {
     emit: F,
     previous: u64,
     count: usize,
@@ -330,19 +338,19 @@ struct Tokens<F: FnMut(u32)> {
     last: [u64; LAST_RING],
 }
 
-impl<F: FnMut(u32)> Tokens<F> {
+impl<F: FnMut(u32, Heads)> Tokens<F> {
     /// Emits the unigram, the bigram with the previous token, and for the
     /// first tokens position- and region-tagged copies.
     fn push(&mut self, token: u64) {
-        (self.emit)(bucket_hash(token ^ SALT_UNIGRAM));
+        (self.emit)(bucket_hash(token ^ SALT_UNIGRAM), Heads::Both);
         let pair = self.previous.rotate_left(23).wrapping_mul(MULTIPLY) ^ token;
-        (self.emit)(bucket_hash(pair ^ SALT_BIGRAM));
+        (self.emit)(bucket_hash(pair ^ SALT_BIGRAM), Heads::Both);
         if self.count < REGION_TOKENS {
             if self.count < EDGE_TOKENS {
                 let tagged = token ^ SALT_FIRST.wrapping_mul(self.count as u64 + 1);
-                (self.emit)(mix(tagged));
+                (self.emit)(mix(tagged), Heads::Both);
             }
-            (self.emit)(mix(token ^ SALT_HEAD_REGION));
+            (self.emit)(mix(token ^ SALT_HEAD_REGION), Heads::Both);
         }
         self.last[self.count % LAST_RING] = token;
         self.count += 1;
@@ -356,16 +364,17 @@ impl<F: FnMut(u32)> Tokens<F> {
             let token = self.last[(self.count - 1 - position) % LAST_RING];
             if position < EDGE_TOKENS {
                 let tagged = token ^ SALT_LAST.wrapping_mul(position as u64 + 1);
-                (self.emit)(mix(tagged));
+                (self.emit)(mix(tagged), Heads::Both);
             }
-            (self.emit)(mix(token ^ SALT_TAIL_REGION));
+            (self.emit)(mix(token ^ SALT_TAIL_REGION), Heads::Both);
         }
     }
 }
 
 /// Scans the bounded window of `prompt`, calls `emit` with the 32-bit hash
-/// of every feature occurrence, and returns the numeric features.
-pub fn scan<F: FnMut(u32)>(prompt: &str, emit: F) -> [f32; DENSE_COUNT] {
+/// of every feature occurrence and the heads it feeds, and returns the
+/// numeric features.
+pub fn scan<F: FnMut(u32, Heads)>(prompt: &str, emit: F) -> [f32; DENSE_COUNT] {
     let bytes = prompt.as_bytes();
     if bytes.len() + PADDING <= SHORT_CAPACITY {
         scan_into::<SHORT_CAPACITY, F>(bytes, emit)
@@ -374,7 +383,7 @@ pub fn scan<F: FnMut(u32)>(prompt: &str, emit: F) -> [f32; DENSE_COUNT] {
     }
 }
 
-fn scan_into<const N: usize, F: FnMut(u32)>(prompt: &[u8], emit: F) -> [f32; DENSE_COUNT] {
+fn scan_into<const N: usize, F: FnMut(u32, Heads)>(prompt: &[u8], emit: F) -> [f32; DENSE_COUNT] {
     let (head, tail) = read_window(prompt);
     let mut counts = Counts::new();
     counts.count(head);
@@ -387,9 +396,10 @@ fn scan_into<const N: usize, F: FnMut(u32)>(prompt: &[u8], emit: F) -> [f32; DEN
         count: 0,
         last: [0; LAST_RING],
     };
-    for start in (0..text.len.saturating_sub(3)).step_by(CHAR_STRIDE) {
-        let gram = u64::from(text.load(start) as u32);
-        (tokens.emit)(bucket_hash(gram ^ SALT_CHARS));
+    let keep = u64::MAX >> (64 - 8 * CHAR_GRAM);
+    for start in 0..text.len.saturating_sub(CHAR_GRAM - 1) {
+        let gram = text.load(start) & keep;
+        (tokens.emit)(bucket_hash(gram ^ SALT_CHARS), Heads::TaskOnly);
     }
     emit_tokens(&text, &mut counts, &mut tokens);
     tokens.finish();
@@ -431,7 +441,7 @@ fn for_each_token<const N: usize>(text: &Text<N>, mut visit: impl FnMut(usize, u
 /// Emits the features of every token and counts the words and numbers.
 /// A punctuation byte is hashed like a one-byte word, and the counts add
 /// flags rather than branch, as in [`for_each_token`].
-fn emit_tokens<const N: usize, F: FnMut(u32)>(
+fn emit_tokens<const N: usize, F: FnMut(u32, Heads)>(
     text: &Text<N>,
     counts: &mut Counts,
     tokens: &mut Tokens<F>,
@@ -454,7 +464,7 @@ mod tests {
 
     fn hashes(prompt: &str) -> Vec<u32> {
         let mut out = Vec::new();
-        scan(prompt, |h| out.push(h));
+        scan(prompt, |h, _| out.push(h));
         out
     }
 
@@ -489,12 +499,22 @@ mod tests {
     fn feature_count_matches_tokens() {
         // "ab cd" has 2 words, and each word gives 6 features: a unigram, a
         // bigram, a first- and a last-position feature, and a head- and a
-        // tail-region feature. Its 5 bytes have 4-grams at offsets 0 and
-        // 1, and the stride of 2 keeps the first.
-        assert_eq!(hashes("ab cd").len(), 13);
-        // 7 bytes have 4-grams at offsets 0 to 3, and the stride keeps 0
-        // and 2.
-        assert_eq!(hashes("ab cd e").len(), 2 + 3 * 6);
+        // tail-region feature. Its 5 bytes make one 5-gram.
+        assert_eq!(hashes("ab cd").len(), 1 + 2 * 6);
+        // 7 bytes make 5-grams at offsets 0 to 2.
+        assert_eq!(hashes("ab cd e").len(), 3 + 3 * 6);
+    }
+
+    #[test]
+    fn only_character_grams_skip_difficulty() {
+        let mut task_only = 0;
+        let mut both = 0;
+        scan("ab cd e", |_, heads| match heads {
+            Heads::TaskOnly => task_only += 1,
+            Heads::Both => both += 1,
+        });
+        assert_eq!(task_only, 3);
+        assert_eq!(both, 3 * 6);
     }
 
     #[test]
@@ -522,8 +542,8 @@ mod tests {
 
     #[test]
     fn dense_features_reflect_text() {
-        let question = scan("What is 2 + 2?", |_| {});
-        let code = scan("fn main() { let x = 1; }", |_| {});
+        let question = scan("What is 2 + 2?", |_, _| {});
+        let code = scan("fn main() { let x = 1; }", |_, _| {});
         assert_eq!(question[14], 1.0, "ends with a question mark");
         assert!(question[2] > 0.0, "digit fraction");
         assert!(code[7] > question[7], "code markers");
@@ -532,8 +552,8 @@ mod tests {
 
     #[test]
     fn numbers_are_counted() {
-        let none = scan("add these up", |_| {});
-        let two = scan("add 12 and 345 now", |_| {});
+        let none = scan("add these up", |_, _| {});
+        let two = scan("add 12 and 345 now", |_, _| {});
         assert_eq!(none[9], 0.0, "no numbers");
         assert!(two[9] > 0.0, "two numbers");
         assert!(
@@ -637,8 +657,8 @@ mod tests {
         let prompt = "Sort this list: [3, 1, 2].\nThen explain why.";
         let mut short = Vec::new();
         let mut full = Vec::new();
-        let dense_short = scan_into::<SHORT_CAPACITY, _>(prompt.as_bytes(), |h| short.push(h));
-        let dense_full = scan_into::<FULL_CAPACITY, _>(prompt.as_bytes(), |h| full.push(h));
+        let dense_short = scan_into::<SHORT_CAPACITY, _>(prompt.as_bytes(), |h, _| short.push(h));
+        let dense_full = scan_into::<FULL_CAPACITY, _>(prompt.as_bytes(), |h, _| full.push(h));
         assert_eq!(short, full);
         assert_eq!(dense_short, dense_full);
     }
@@ -650,7 +670,7 @@ mod tests {
         ] {
             let prompt = "ab1 ".repeat(len / 4 + 1)[..len].to_string();
             let mut count = 0;
-            let dense = scan(&prompt, |_| count += 1);
+            let dense = scan(&prompt, |_, _| count += 1);
             assert!(count > 0, "{len} bytes");
             assert!(dense.iter().all(|v| v.is_finite()), "{len} bytes");
         }
@@ -659,6 +679,6 @@ mod tests {
     #[test]
     fn empty_prompt_has_no_features() {
         assert!(hashes("").is_empty());
-        assert!(scan("", |_| {}).iter().all(|v| v.is_finite()));
+        assert!(scan("", |_, _| {}).iter().all(|v| v.is_finite()));
     }
 }

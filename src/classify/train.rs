@@ -4,7 +4,7 @@
 //! its own rows. Training is single-threaded and seeded, so the same data,
 //! options and seed give the same weights bit for bit.
 
-use crate::classify::features::{self, DENSE_COUNT};
+use crate::classify::features::{self, DENSE_COUNT, Heads};
 use crate::classify::weights::{DIFFICULTY, OUTPUTS, Weights};
 use crate::task::TaskType;
 
@@ -46,15 +46,43 @@ impl Default for TrainOptions {
 
 /// A prompt turned into hashed features once, so epochs do not rescan it.
 struct Encoded {
-    /// (bucket, value) pairs, each bucket once, value = count / sqrt(total).
+    /// (bucket, value) pairs of every feature, for the task head, each
+    /// bucket once, value = count / sqrt(total).
     sparse: Vec<(u32, f32)>,
+    /// The same for the features that feed the difficulty head.
+    difficulty_sparse: Vec<(u32, f32)>,
     dense: [f32; DENSE_COUNT],
+}
+
+impl Encoded {
+    fn sparse_for(&self, k: usize) -> &[(u32, f32)] {
+        if k == DIFFICULTY {
+            &self.difficulty_sparse
+        } else {
+            &self.sparse
+        }
+    }
 }
 
 fn encode(prompt: &str, bucket_bits: u32) -> Encoded {
     let mask = (1u32 << bucket_bits) - 1;
     let mut buckets = Vec::new();
-    let dense = features::scan(prompt, |hash| buckets.push(hash & mask));
+    let mut difficulty_buckets = Vec::new();
+    let dense = features::scan(prompt, |hash, heads| {
+        buckets.push(hash & mask);
+        if heads == Heads::Both {
+            difficulty_buckets.push(hash & mask);
+        }
+    });
+    Encoded {
+        sparse: merge(buckets),
+        difficulty_sparse: merge(difficulty_buckets),
+        dense,
+    }
+}
+
+/// Turns bucket occurrences into (bucket, count / sqrt(occurrences)).
+fn merge(mut buckets: Vec<u32>) -> Vec<(u32, f32)> {
     let norm = 1.0 / (buckets.len().max(1) as f32).sqrt();
     buckets.sort_unstable();
     let mut sparse: Vec<(u32, f32)> = Vec::new();
@@ -64,7 +92,7 @@ fn encode(prompt: &str, bucket_bits: u32) -> Encoded {
             _ => sparse.push((bucket, norm)),
         }
     }
-    Encoded { sparse, dense }
+    sparse
 }
 
 /// A row to fit: the encoded prompt, its task label or difficulty target,
@@ -101,7 +129,7 @@ impl Model {
 
     fn logit(&self, encoded: &Encoded, k: usize) -> f32 {
         let sparse: f32 = encoded
-            .sparse
+            .sparse_for(k)
             .iter()
             .map(|&(b, v)| self.table[b as usize][k] * v)
             .sum();
@@ -131,7 +159,7 @@ impl Model {
                 adagrad(&mut row[k], &mut g2[k], grad * value, options.l2, rate);
             }
         }
-        for &(bucket, value) in &encoded.sparse {
+        for &(bucket, value) in encoded.sparse_for(k) {
             let b = bucket as usize;
             adagrad(
                 &mut self.table[b][k],

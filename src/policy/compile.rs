@@ -8,7 +8,8 @@ use serde_saphyr::Spanned;
 use super::diagnostic::Diagnostic;
 use super::rules::{Action, Conditions, MAX_RULES, Rule, RuleTable};
 use super::schema::{
-    ActionSpec, ClassifierSpec, DefaultsSpec, ModelSpec, PolicyFile, QualitySpec, RuleSpec,
+    ActionSpec, ClassifierSpec, DefaultsSpec, ModelSpec, PolicyFile, QualityBarsSpec, QualitySpec,
+    RuleSpec,
 };
 use super::{ClassifierPolicy, Defaults, Policy, QualityBars};
 use crate::catalog::{
@@ -53,6 +54,16 @@ pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
     };
     let defaults = compiler.defaults(&file.defaults, file.classifier.as_ref(), &names);
     let rules = compiler.rules(&file.rules, &names);
+
+    if let Some(version) = &file.version
+        && version.value.trim().is_empty()
+    {
+        compiler.error(
+            version,
+            "version is empty; give a name such as \"2026-12-04\", or remove the key to use a \
+             hash of the file",
+        );
+    }
 
     // `defaults` is None only when it recorded an error.
     let Some(defaults) = defaults.filter(|_| compiler.errors.is_empty()) else {
@@ -328,6 +339,7 @@ impl Compiler<'_> {
                 );
             }
         }
+        self.check_bar_order(bars, &quality_bars);
         Some(Defaults {
             task_type: spec.task_type.value,
             model: model?,
@@ -343,6 +355,30 @@ impl Compiler<'_> {
             quality_bars,
             classifier,
         })
+    }
+
+    /// Reports quality bars that fall from economy to standard to high, since
+    /// a better tier would then accept worse models than a cheaper one.
+    fn check_bar_order(&mut self, spec: Option<&QualityBarsSpec>, bars: &QualityBars) {
+        if bars.economy <= bars.standard && bars.standard <= bars.high {
+            return;
+        }
+        let Some(at) = spec.and_then(|b| {
+            b.economy
+                .as_ref()
+                .or(b.standard.as_ref())
+                .or(b.high.as_ref())
+        }) else {
+            return;
+        };
+        self.error(
+            at,
+            format!(
+                "quality bars must rise from economy to standard to high, but they are \
+                 economy {}, standard {}, high {} (unset bars take their defaults); reorder them",
+                bars.economy, bars.standard, bars.high
+            ),
+        );
     }
 
     fn classifier(&mut self, spec: Option<&ClassifierSpec>) -> ClassifierPolicy {

@@ -279,3 +279,37 @@ fn output_tokens_of_largest_model_is_accepted() {
     let text = edited("  output_tokens: 500\n", "  output_tokens: 32000\n");
     assert!(Policy::compile("p.yaml", &text).is_ok());
 }
+
+#[test]
+fn empty_version_is_error() {
+    let text = edited("version: \"test-1\"", "version: \"\"");
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].message.contains("version is empty"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn inverted_quality_bars_are_error() {
+    let text = edited(
+        "quality_bars: {high: 0.88, standard: 0.7, economy: 0.5}",
+        "quality_bars: {high: 0.3, standard: 0.7, economy: 0.9}",
+    );
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].message.contains("economy 0.9"), "{}", errors[0]);
+    assert_eq!(errors[0].line, line_of(&text, "quality_bars"));
+}
+
+#[test]
+fn one_bar_above_its_default_neighbour_is_error() {
+    // standard defaults to 0.7, so economy 0.8 alone is out of order.
+    let text = edited(
+        "quality_bars: {high: 0.88, standard: 0.7, economy: 0.5}",
+        "quality_bars: {economy: 0.8}",
+    );
+    assert_eq!(errors(&text).len(), 1);
+}
