@@ -99,6 +99,20 @@ fn explain_prints_decision_json() {
 }
 
 #[test]
+fn explain_rejects_json_array() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("request.json");
+    std::fs::write(&path, r#"["r1", "legal", "contract-review"]"#).unwrap();
+    let output = run(triage().arg("explain").arg(&path));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("expected an object"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn explain_rejects_unknown_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("request.json");

@@ -101,6 +101,14 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
 
 pub fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let text = read_input(&args.request)?;
+    // serde reads a struct from a JSON array too, by position, which would
+    // silently give array items the meaning of the first fields.
+    if !text.trim_start().starts_with('{') {
+        anyhow::bail!(
+            "invalid request JSON in {}: expected an object such as {{\"prompt\": \"...\"}}",
+            args.request.display()
+        );
+    }
     let parsed: RequestJson = serde_json::from_str(&text).map_err(|err| {
         anyhow::anyhow!("invalid request JSON in {}: {err}", args.request.display())
     })?;
