@@ -23,6 +23,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
+use crate::cli::output::outln;
 use crate::proto::{DecideRequest, Decision};
 use load::{Budget, Sample, Shape};
 use report::{Row, RunInfo, Summary};
@@ -160,9 +161,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         },
     };
     if args.json {
-        crate::cli::output::outln!("{}", report::json(&info, &rows)?);
+        outln!("{}", report::json(&info, &rows)?);
     } else {
-        crate::cli::output::outln!("{}", report::table(&info, &rows).trim_end());
+        outln!("{}", report::table(&info, &rows).trim_end());
     }
     let failed = rows.iter().any(|row| row.errors > 0);
     Ok(if failed {

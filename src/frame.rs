@@ -177,15 +177,7 @@ pub fn encode_message(
     message: &impl prost::Message,
     max_frame_bytes: usize,
 ) -> Result<(), FrameError> {
-    let length = HEADER_AFTER_LENGTH + message.encoded_len();
-    if length > max_frame_bytes {
-        return Err(FrameError::TooLarge {
-            length,
-            max: max_frame_bytes,
-        });
-    }
-    buffer.reserve(LENGTH_BYTES + length);
-    put_header(buffer, length, kind, id);
+    begin_frame(buffer, kind, id, message.encoded_len(), max_frame_bytes)?;
     // The buffer has room reserved for the whole message, so encoding
     // cannot fail for lack of space.
     message.encode_raw(buffer);
@@ -201,7 +193,22 @@ pub fn encode_payload(
     payload: &[u8],
     max_frame_bytes: usize,
 ) -> Result<(), FrameError> {
-    let length = HEADER_AFTER_LENGTH + payload.len();
+    begin_frame(buffer, kind, id, payload.len(), max_frame_bytes)?;
+    buffer.put_slice(payload);
+    Ok(())
+}
+
+/// Checks that a frame with a payload of `payload_len` bytes fits in
+/// `max_frame_bytes`, reserves room for all of it and writes its header.
+/// On a `TooLarge` error the buffer is left as it was.
+fn begin_frame(
+    buffer: &mut BytesMut,
+    kind: Kind,
+    id: u64,
+    payload_len: usize,
+    max_frame_bytes: usize,
+) -> Result<(), FrameError> {
+    let length = HEADER_AFTER_LENGTH + payload_len;
     if length > max_frame_bytes {
         return Err(FrameError::TooLarge {
             length,
@@ -210,7 +217,6 @@ pub fn encode_payload(
     }
     buffer.reserve(LENGTH_BYTES + length);
     put_header(buffer, length, kind, id);
-    buffer.put_slice(payload);
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use crate::classify::report::{self, JsonReport};
 use crate::classify::train::{TrainOptions, train};
 use crate::classify::weights::{MAX_BUCKET_BITS, Weights};
 use crate::classify::{Classifier, WeightsError, cv};
+use crate::cli::output::outln;
 use crate::task::TaskType;
 
 /// Hyperparameters shared by `train` and the cross-validation of `eval`.
@@ -203,7 +204,7 @@ pub fn run_train(args: &TrainArgs) -> Result<(), CommandError> {
         path: args.out.clone(),
         source,
     })?;
-    crate::cli::output::outln!(
+    outln!(
         "wrote {} ({} bytes) from {} task rows and {} routing rows",
         args.out.display(),
         bytes.len(),
@@ -224,7 +225,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<(), CommandError> {
         eval_routing(args, &routing, &mut json)?;
     }
     if args.json {
-        crate::cli::output::outln!("{}", json.render());
+        outln!("{}", json.render());
     }
     Ok(())
 }

@@ -8,6 +8,8 @@
 //! per byte. It calls a closure for each hashed feature, so the caller can
 //! accumulate logits without storing the features anywhere.
 
+use super::normalize;
+
 /// Bytes read from the start of a prompt. Together with [`TAIL_BYTES`] this
 /// bounds the work per prompt: a longer prompt is read only at both ends.
 pub const HEAD_BYTES: usize = 4096;
@@ -43,8 +45,6 @@ const EDGE_TOKENS: usize = 3;
 /// Number of leading and trailing tokens that also get a feature tagged
 /// with their region (instructions tend to sit at either end of a prompt).
 const REGION_TOKENS: usize = 12;
-
-use super::normalize;
 
 /// Size of the ring of last tokens: a power of two, so the index is a
 /// mask, and at least [`REGION_TOKENS`].
@@ -308,23 +308,21 @@ impl<const N: usize> Text<N> {
         }
     }
 
-    /// Hashes the word in `start..end`, 8 bytes per multiply.
-    /// The first 8 bytes take no branch, because most words are that
-    /// short. `end` is greater than `start`.
+    /// Hashes the word in `start..end`, 8 bytes per multiply. The loop
+    /// tests its end only after the first 8 bytes, because most words are
+    /// that short. `end` is greater than `start`.
     fn word_hash(&self, start: usize, end: usize) -> u64 {
-        let len = end - start;
-        let keep = u64::MAX >> (64 - 8 * len.min(8));
-        let mut hash =
-            (SALT_WORD ^ len as u64 ^ (self.load(start) & keep)).wrapping_mul(MULTIPLY_WORD);
-        hash ^= hash >> 29;
-        let mut at = start + 8;
-        while at < end {
+        let mut hash = SALT_WORD ^ (end - start) as u64;
+        let mut at = start;
+        loop {
             let keep = u64::MAX >> (64 - 8 * (end - at).min(8));
             hash = (hash ^ (self.load(at) & keep)).wrapping_mul(MULTIPLY_WORD);
             hash ^= hash >> 29;
             at += 8;
+            if at >= end {
+                return hash;
+            }
         }
-        hash
     }
 }
 
@@ -421,8 +419,8 @@ fn for_each_token<const N: usize>(text: &Text<N>, mut visit: impl FnMut(usize, u
     let mut carry = 0u64;
     for index in 0..text.len.div_ceil(64) {
         let words = text.words[index];
-        let marks = text.tokens[index];
-        let mut starts = (words & !((words << 1) | carry)) | marks;
+        let tokens = text.tokens[index];
+        let mut starts = (words & !((words << 1) | carry)) | tokens;
         carry = words >> 63;
         while starts != 0 {
             let bit = starts.trailing_zeros() as usize;

@@ -1,9 +1,11 @@
 //! Printing evaluation results as tables or as one JSON object.
 
-use crate::cli::output::outln;
+use std::fmt::Write as _;
+
 use serde_json::{Map, Value, json};
 
 use crate::classify::metrics::{Prices, RoutingReport, TaskReport};
+use crate::cli::output::outln;
 use crate::task::TaskType;
 
 /// Accuracy of the task head on one held-out source.
@@ -102,19 +104,21 @@ pub fn print_tasks(report: &TaskReport, mode: &str) {
     outln!("  macro-F1  {:.4}", report.macro_f1);
     outln!();
     outln!("  confusion matrix (rows: expected, columns: predicted)");
-    print!("  {:<17}", "");
-    for k in 0..TaskType::COUNT {
-        print!("{:>6}", short_name(TaskType::ALL[k]));
+    // Each line is built whole, so all output goes through `outln!`.
+    // Writing to a String cannot fail.
+    let mut header = format!("  {:<17}", "");
+    for task in TaskType::ALL {
+        let _ = write!(header, "{:>6}", short_name(task));
     }
-    outln!("{:>8}", "F1");
+    outln!("{header}{:>8}", "F1");
     for (k, row) in report.confusion.iter().enumerate() {
-        print!("  {:<17}", TaskType::ALL[k].name());
+        let mut line = format!("  {:<17}", TaskType::ALL[k].name());
         for count in row {
-            print!("{count:>6}");
+            let _ = write!(line, "{count:>6}");
         }
         match report.f1[k] {
-            Some(f1) => outln!("{f1:>8.3}"),
-            None => outln!("{:>8}", "-"),
+            Some(f1) => outln!("{line}{f1:>8.3}"),
+            None => outln!("{line}{:>8}", "-"),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::cli::output::{errln, outln};
 use crate::inject::InjectArgs;
 use crate::inject::manifest;
 use crate::inject::patch::{InjectConfig, Scope};
@@ -23,7 +24,7 @@ pub fn run(args: InjectArgs) -> ExitCode {
     match run_inner(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            crate::cli::output::errln!("error: {err:#}");
+            errln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }
@@ -35,7 +36,7 @@ fn run_inner(args: InjectArgs) -> anyhow::Result<()> {
         None => SidecarTemplate::built_in()?,
     };
     if args.print_sidecar {
-        crate::cli::output::outln!("{}", template.to_yaml()?.trim_end());
+        outln!("{}", template.to_yaml()?.trim_end());
         return Ok(());
     }
 
@@ -72,9 +73,9 @@ fn inject_manifest(path: &Path, config: &InjectConfig, scope: Scope) -> anyhow::
 
     let injected = manifest::inject(&text, config, scope)?;
     for line in &injected.report {
-        crate::cli::output::errln!("{line}");
+        errln!("{line}");
     }
-    crate::cli::output::outln!("{}", injected.yaml.trim_end());
+    outln!("{}", injected.yaml.trim_end());
     Ok(())
 }
 
