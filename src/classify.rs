@@ -10,6 +10,7 @@ pub mod features;
 pub mod metrics;
 pub mod normalize;
 pub mod report;
+pub mod table;
 pub mod train;
 pub mod weights;
 
@@ -18,6 +19,7 @@ use std::sync::OnceLock;
 
 use crate::task::TaskType;
 use features::{DENSE_COUNT, Heads};
+use table::Table;
 pub use weights::WeightsError;
 use weights::{DIFFICULTY, OUTPUTS, Weights};
 
@@ -54,6 +56,8 @@ pub struct Classification {
 #[derive(Clone, Debug)]
 pub struct Classifier {
     weights: Weights,
+    /// `weights.rows` in the layout that `classify` sums.
+    table: Table,
 }
 
 impl Classifier {
@@ -83,7 +87,8 @@ impl Classifier {
     }
 
     pub fn from_weights(weights: Weights) -> Classifier {
-        Classifier { weights }
+        let table = Table::new(&weights.rows);
+        Classifier { weights, table }
     }
 
     pub fn weights(&self) -> &Weights {
@@ -94,44 +99,27 @@ impl Classifier {
     /// [`features::HEAD_BYTES`]) and nothing is allocated: the logits are
     /// summed while the features are hashed.
     pub fn classify(&self, prompt: &str) -> Classification {
-        let rows = &self.weights.rows;
-        let mask = rows.len() - 1;
-        let mut sums = [0i32; OUTPUTS];
-        let mut counts = FeatureCounts::default();
-        let dense = features::scan(prompt, |hash, heads| {
-            let mut row = rows[hash as usize & mask];
-            if heads == Heads::TaskOnly {
-                row[DIFFICULTY] = 0;
-                counts.task_only += 1;
-            } else {
-                counts.both += 1;
-            }
-            add_row(&mut sums, row);
-        });
-        let logits = self.logits(&sums, counts, &dense);
+        let mut sums = Sums::new(&self.table);
+        let dense = features::scan_batches(prompt, &mut sums);
+        let logits = self.logits(&sums, &dense);
         decide(&logits)
     }
 
     /// Combines the summed table rows with the biases and the numeric
     /// features. As in training, each head's sum is scaled by 1/sqrt of the
     /// number of features it read.
-    fn logits(
-        &self,
-        sums: &[i32; OUTPUTS],
-        counts: FeatureCounts,
-        dense: &[f32; DENSE_COUNT],
-    ) -> [f32; OUTPUTS] {
+    fn logits(&self, sums: &Sums<'_>, dense: &[f32; DENSE_COUNT]) -> [f32; OUTPUTS] {
         let weights = &self.weights;
-        let task_norm = 1.0 / ((counts.both + counts.task_only).max(1) as f32).sqrt();
-        let difficulty_norm = 1.0 / (counts.both.max(1) as f32).sqrt();
+        let task_norm = 1.0 / ((sums.both_count + sums.task_only_count).max(1) as f32).sqrt();
+        let difficulty_norm = 1.0 / (sums.both_count.max(1) as f32).sqrt();
         let mut logits = weights.bias;
         for (k, logit) in logits.iter_mut().enumerate() {
-            let norm = if k == DIFFICULTY {
-                difficulty_norm
+            let (sum, norm) = if k == DIFFICULTY {
+                (sums.both[k], difficulty_norm)
             } else {
-                task_norm
+                (sums.both[k] + sums.task_only[k], task_norm)
             };
-            *logit += sums[k] as f32 * weights.scales[k] * norm;
+            *logit += sum as f32 * weights.scales[k] * norm;
         }
         for (value, row) in dense.iter().zip(&weights.dense) {
             for (logit, weight) in logits.iter_mut().zip(row) {
@@ -142,21 +130,39 @@ impl Classifier {
     }
 }
 
-/// Hashed features read, by the heads they feed.
-#[derive(Clone, Copy, Default)]
-struct FeatureCounts {
-    both: u32,
-    task_only: u32,
+/// The table rows summed so far, kept apart by the heads they feed, and
+/// the number of features behind each sum.
+struct Sums<'t> {
+    table: &'t Table,
+    both: [i32; OUTPUTS],
+    task_only: [i32; OUTPUTS],
+    both_count: u32,
+    task_only_count: u32,
 }
 
-/// Adds one table row to the logit sums. The indexed loop over a row copied
-/// by value compiles to a few vector instructions. A `zip` over references
-/// to the table made the whole classification about twice as slow.
-#[inline(always)]
-#[allow(clippy::needless_range_loop)]
-fn add_row(sums: &mut [i32; OUTPUTS], row: [i16; OUTPUTS]) {
-    for k in 0..OUTPUTS {
-        sums[k] += i32::from(row[k]);
+impl<'t> Sums<'t> {
+    fn new(table: &'t Table) -> Self {
+        Sums {
+            table,
+            both: [0; OUTPUTS],
+            task_only: [0; OUTPUTS],
+            both_count: 0,
+            task_only_count: 0,
+        }
+    }
+}
+
+impl features::Sink for Sums<'_> {
+    fn add(&mut self, hashes: &[u32], heads: Heads) {
+        let batch = self.table.sum(hashes);
+        let (sums, count) = match heads {
+            Heads::Both => (&mut self.both, &mut self.both_count),
+            Heads::TaskOnly => (&mut self.task_only, &mut self.task_only_count),
+        };
+        for (sum, add) in sums.iter_mut().zip(batch) {
+            *sum += add;
+        }
+        *count += hashes.len() as u32;
     }
 }
 

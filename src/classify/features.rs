@@ -326,45 +326,106 @@ impl<const N: usize> Text<N> {
     }
 }
 
+/// Hashes gathered before they are handed to the sink: enough for the
+/// features of a few tokens, or for the character n-grams of
+/// [`BATCH`] bytes.
+const BATCH: usize = 64;
+
+/// Receives hashed features in batches. Batches let the classifier keep its
+/// sums in registers across many features, instead of a call per feature.
+pub trait Sink {
+    /// Takes the 32-bit hashes of feature occurrences that all feed `heads`.
+    fn add(&mut self, hashes: &[u32], heads: Heads);
+}
+
+/// Adapts a closure called once per feature to [`Sink`].
+struct EachFeature<F>(F);
+
+impl<F: FnMut(u32, Heads)> Sink for EachFeature<F> {
+    fn add(&mut self, hashes: &[u32], heads: Heads) {
+        for &hash in hashes {
+            (self.0)(hash, heads);
+        }
+    }
+}
+
+/// The maximum number of features one token emits: a unigram, a bigram,
+/// and a position- and a region-tagged copy.
+const PER_TOKEN: usize = 4;
+
 /// Token state: the previous token for bigrams and the last tokens for the
-/// tail-tagged features. Token features feed both heads.
-struct Tokens<F: FnMut(u32, Heads)> {
-    emit: F,
+/// tail-tagged features. Token features feed both heads, and are passed on
+/// in batches.
+struct Tokens<'s, S: Sink> {
+    sink: &'s mut S,
+    batch: [u32; BATCH],
+    batched: usize,
     previous: u64,
     count: usize,
     /// The last tokens, as a ring indexed by `count % LAST_RING`.
     last: [u64; LAST_RING],
 }
 
-impl<F: FnMut(u32, Heads)> Tokens<F> {
+impl<'s, S: Sink> Tokens<'s, S> {
+    fn new(sink: &'s mut S) -> Self {
+        Tokens {
+            sink,
+            batch: [0; BATCH],
+            batched: 0,
+            previous: 0,
+            count: 0,
+            last: [0; LAST_RING],
+        }
+    }
+
+    fn emit(&mut self, hash: u32) {
+        self.batch[self.batched] = hash;
+        self.batched += 1;
+    }
+
+    fn flush(&mut self) {
+        self.sink.add(&self.batch[..self.batched], Heads::Both);
+        self.batched = 0;
+    }
+
     /// Emits the unigram, the bigram with the previous token, and for the
     /// first tokens position- and region-tagged copies.
     fn push(&mut self, token: u64) {
-        (self.emit)(bucket_hash(token ^ SALT_UNIGRAM), Heads::Both);
+        if self.batched > BATCH - PER_TOKEN {
+            self.flush();
+        }
+        self.emit(bucket_hash(token ^ SALT_UNIGRAM));
         let pair = self.previous.rotate_left(23).wrapping_mul(MULTIPLY) ^ token;
-        (self.emit)(bucket_hash(pair ^ SALT_BIGRAM), Heads::Both);
+        self.emit(bucket_hash(pair ^ SALT_BIGRAM));
         if self.count < REGION_TOKENS {
             if self.count < EDGE_TOKENS {
                 let tagged = token ^ SALT_FIRST.wrapping_mul(self.count as u64 + 1);
-                (self.emit)(mix(tagged), Heads::Both);
+                self.emit(mix(tagged));
             }
-            (self.emit)(mix(token ^ SALT_HEAD_REGION), Heads::Both);
+            self.emit(mix(token ^ SALT_HEAD_REGION));
         }
         self.last[self.count % LAST_RING] = token;
         self.count += 1;
         self.previous = token;
     }
 
-    /// Emits position- and region-tagged copies of the last tokens.
+    /// Emits position- and region-tagged copies of the last tokens and
+    /// passes on what is left in the batch.
     fn finish(&mut self) {
         let known = self.count.min(REGION_TOKENS);
         for position in 0..known {
+            if self.batched > BATCH - 2 {
+                self.flush();
+            }
             let token = self.last[(self.count - 1 - position) % LAST_RING];
             if position < EDGE_TOKENS {
                 let tagged = token ^ SALT_LAST.wrapping_mul(position as u64 + 1);
-                (self.emit)(mix(tagged), Heads::Both);
+                self.emit(mix(tagged));
             }
-            (self.emit)(mix(token ^ SALT_TAIL_REGION), Heads::Both);
+            self.emit(mix(token ^ SALT_TAIL_REGION));
+        }
+        if self.batched > 0 {
+            self.flush();
         }
     }
 }
@@ -373,32 +434,28 @@ impl<F: FnMut(u32, Heads)> Tokens<F> {
 /// of every feature occurrence and the heads it feeds, and returns the
 /// numeric features.
 pub fn scan<F: FnMut(u32, Heads)>(prompt: &str, emit: F) -> [f32; DENSE_COUNT] {
+    scan_batches(prompt, &mut EachFeature(emit))
+}
+
+/// Scans like [`scan`], but hands the hashes to `sink` in batches.
+pub fn scan_batches<S: Sink>(prompt: &str, sink: &mut S) -> [f32; DENSE_COUNT] {
     let bytes = prompt.as_bytes();
     if bytes.len() + PADDING <= SHORT_CAPACITY {
-        scan_into::<SHORT_CAPACITY, F>(bytes, emit)
+        scan_into::<SHORT_CAPACITY, S>(bytes, sink)
     } else {
-        scan_into::<FULL_CAPACITY, F>(bytes, emit)
+        scan_into::<FULL_CAPACITY, S>(bytes, sink)
     }
 }
 
-fn scan_into<const N: usize, F: FnMut(u32, Heads)>(prompt: &[u8], emit: F) -> [f32; DENSE_COUNT] {
+fn scan_into<const N: usize, S: Sink>(prompt: &[u8], sink: &mut S) -> [f32; DENSE_COUNT] {
     let (head, tail) = read_window(prompt);
     let mut counts = Counts::new();
     counts.count(head);
     counts.count(tail);
     let text = Text::<N>::new(head, tail);
 
-    let mut tokens = Tokens {
-        emit,
-        previous: 0,
-        count: 0,
-        last: [0; LAST_RING],
-    };
-    let keep = u64::MAX >> (64 - 8 * CHAR_GRAM);
-    for start in 0..text.len.saturating_sub(CHAR_GRAM - 1) {
-        let gram = text.load(start) & keep;
-        (tokens.emit)(bucket_hash(gram ^ SALT_CHARS), Heads::TaskOnly);
-    }
+    emit_char_grams(&text, sink);
+    let mut tokens = Tokens::new(sink);
     emit_tokens(&text, &mut counts, &mut tokens);
     tokens.finish();
 
@@ -409,6 +466,23 @@ fn scan_into<const N: usize, F: FnMut(u32, Heads)>(prompt: &[u8], emit: F) -> [f
         .find(|b| !b.is_ascii_whitespace())
         .copied();
     counts.dense(prompt.len(), last_visible.unwrap_or(b' '))
+}
+
+/// Emits the character n-gram starting at each byte, [`BATCH`] at a time.
+fn emit_char_grams<const N: usize, S: Sink>(text: &Text<N>, sink: &mut S) {
+    let keep = u64::MAX >> (64 - 8 * CHAR_GRAM);
+    let grams = text.len.saturating_sub(CHAR_GRAM - 1);
+    let mut batch = [0u32; BATCH];
+    let mut start = 0;
+    while start < grams {
+        let len = (grams - start).min(BATCH);
+        for (offset, hash) in batch[..len].iter_mut().enumerate() {
+            let gram = text.load(start + offset) & keep;
+            *hash = bucket_hash(gram ^ SALT_CHARS);
+        }
+        sink.add(&batch[..len], Heads::TaskOnly);
+        start += len;
+    }
 }
 
 /// Calls `visit` with the span `start..end` of every token in order, and
@@ -439,10 +513,10 @@ fn for_each_token<const N: usize>(text: &Text<N>, mut visit: impl FnMut(usize, u
 /// Emits the features of every token and counts the words and numbers.
 /// A punctuation byte is hashed like a one-byte word, and the counts add
 /// flags rather than branch, as in [`for_each_token`].
-fn emit_tokens<const N: usize, F: FnMut(u32, Heads)>(
+fn emit_tokens<const N: usize, S: Sink>(
     text: &Text<N>,
     counts: &mut Counts,
-    tokens: &mut Tokens<F>,
+    tokens: &mut Tokens<'_, S>,
 ) {
     for_each_token(text, |start, end, is_word| {
         let len = (end - start) as u32;
@@ -655,8 +729,12 @@ mod tests {
         let prompt = "Sort this list: [3, 1, 2].\nThen explain why.";
         let mut short = Vec::new();
         let mut full = Vec::new();
-        let dense_short = scan_into::<SHORT_CAPACITY, _>(prompt.as_bytes(), |h, _| short.push(h));
-        let dense_full = scan_into::<FULL_CAPACITY, _>(prompt.as_bytes(), |h, _| full.push(h));
+        let dense_short = scan_into::<SHORT_CAPACITY, _>(
+            prompt.as_bytes(),
+            &mut EachFeature(|h, _| short.push(h)),
+        );
+        let dense_full =
+            scan_into::<FULL_CAPACITY, _>(prompt.as_bytes(), &mut EachFeature(|h, _| full.push(h)));
         assert_eq!(short, full);
         assert_eq!(dense_short, dense_full);
     }

@@ -5,7 +5,7 @@
 //! options and seed give the same weights bit for bit.
 
 use crate::classify::features::{self, DENSE_COUNT, Heads};
-use crate::classify::weights::{DIFFICULTY, OUTPUTS, Weights};
+use crate::classify::weights::{DIFFICULTY, OUTPUTS, TABLE_LIMIT, Weights};
 use crate::task::TaskType;
 
 /// Hyperparameters of one training run.
@@ -171,7 +171,8 @@ impl Model {
         }
     }
 
-    /// Quantizes the table to i16 with one scale per output column.
+    /// Quantizes the table to i16 values within ±[`TABLE_LIMIT`], with one
+    /// scale per output column.
     fn quantize(&self, bucket_bits: u32) -> Weights {
         let mut scales = [1.0f32; OUTPUTS];
         for (k, scale) in scales.iter_mut().enumerate() {
@@ -181,13 +182,18 @@ impl Model {
                 .map(|row| row[k].abs())
                 .fold(0.0f32, f32::max);
             if max > 0.0 {
-                *scale = max / f32::from(i16::MAX);
+                *scale = max / f32::from(TABLE_LIMIT);
             }
         }
         let rows = self
             .table
             .iter()
-            .map(|row| std::array::from_fn(|k| (row[k] / scales[k]).round() as i16))
+            .map(|row| {
+                std::array::from_fn(|k| {
+                    let limit = f32::from(TABLE_LIMIT);
+                    (row[k] / scales[k]).round().clamp(-limit, limit) as i16
+                })
+            })
             .collect();
         Weights {
             bucket_bits,

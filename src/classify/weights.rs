@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size              field
 //! 0       4                 magic "TRCW"
-//! 4       4  u32            format version (1)
+//! 4       4  u32            format version (2)
 //! 8       4  u32            feature set id (features::FEATURE_SET)
 //! 12      4  u32            bucket bits b (buckets = 2^b, 8..=24)
 //! 16      4  u32            outputs (11 task logits + 1 difficulty logit)
@@ -11,7 +11,8 @@
 //! 24      4 * outputs f32   scale of each output column of the table
 //! ..      4 * outputs f32   bias of each output
 //! ..      4 * dense * outputs f32   numeric feature weights, row-major
-//! ..      2 * 2^b * outputs i16     hashed feature table, row-major
+//! ..      2 * 2^b * outputs i16     hashed feature table, row-major,
+//!                                   each value within ±TABLE_LIMIT
 //! end-4   4  u32            CRC-32 (IEEE) of every byte before it
 //! ```
 
@@ -21,7 +22,17 @@ use crate::classify::features::{DENSE_COUNT, FEATURE_SET};
 use crate::task::TaskType;
 
 pub const MAGIC: [u8; 4] = *b"TRCW";
-pub const VERSION: u32 = 1;
+/// Version 2 bounds the table values by [`TABLE_LIMIT`]; version 1 used the
+/// full i16 range.
+pub const VERSION: u32 = 2;
+
+/// The largest magnitude of a table value. The classifier sums rows in
+/// 16-bit lanes, [`ROWS_PER_I16_SUM`] rows at a time, so the bound keeps
+/// those sums from overflowing.
+pub const TABLE_LIMIT: i16 = 2047;
+
+/// Rows whose sum always fits in an i16 lane.
+pub const ROWS_PER_I16_SUM: usize = (i16::MAX / TABLE_LIMIT) as usize;
 
 /// Outputs per feature row: one logit per task type, then the difficulty
 /// logit.
@@ -80,6 +91,11 @@ pub enum WeightsError {
     ChecksumMismatch { stored: u32, computed: u32 },
     #[error("invalid weights: a scale, bias or numeric weight is not a finite number")]
     NonFinite,
+    #[error(
+        "invalid weights: table value {value} in row {row} is outside ±{TABLE_LIMIT}; \
+         retrain the weights with `triage train`"
+    )]
+    OutOfRange { row: usize, value: i16 },
 }
 
 impl WeightsError {
@@ -95,6 +111,7 @@ impl WeightsError {
             WeightsError::SizeMismatch { .. } => "size",
             WeightsError::ChecksumMismatch { .. } => "checksum",
             WeightsError::NonFinite => "non_finite",
+            WeightsError::OutOfRange { .. } => "out_of_range",
         }
     }
 }
@@ -227,9 +244,14 @@ fn read_body(reader: &mut Reader<'_>, bucket_bits: u32) -> Result<Weights, Weigh
     if !all_finite {
         return Err(WeightsError::NonFinite);
     }
-    let rows = (0..1usize << bucket_bits)
+    let rows: Vec<[i16; OUTPUTS]> = (0..1usize << bucket_bits)
         .map(|_| reader.i16_row())
         .collect();
+    for (index, row) in rows.iter().enumerate() {
+        if let Some(&value) = row.iter().find(|v| v.unsigned_abs() > TABLE_LIMIT as u16) {
+            return Err(WeightsError::OutOfRange { row: index, value });
+        }
+    }
     Ok(Weights {
         bucket_bits,
         scales,
@@ -273,7 +295,7 @@ mod tests {
     fn sample() -> Weights {
         let bucket_bits = MIN_BUCKET_BITS;
         let rows = (0..1usize << bucket_bits)
-            .map(|i| std::array::from_fn(|k| (i * 31 + k * 7) as i16 - 2000))
+            .map(|i| std::array::from_fn(|k| ((i * 31 + k * 7) % 4000) as i16 - 2000))
             .collect();
         Weights {
             bucket_bits,
@@ -312,13 +334,15 @@ mod tests {
     #[test]
     fn rejects_other_version() {
         let mut bytes = sample().encode();
-        bytes[4..8].copy_from_slice(&2u32.to_le_bytes());
-        reseal(&mut bytes);
-        let err = Weights::decode(&bytes).unwrap_err();
-        assert!(
-            matches!(err, WeightsError::UnsupportedVersion { found: 2 }),
-            "{err}"
-        );
+        for version in [1u32, 3] {
+            bytes[4..8].copy_from_slice(&version.to_le_bytes());
+            reseal(&mut bytes);
+            let err = Weights::decode(&bytes).unwrap_err();
+            assert!(
+                matches!(err, WeightsError::UnsupportedVersion { found } if found == version),
+                "{err}"
+            );
+        }
     }
 
     #[test]
@@ -383,6 +407,22 @@ mod tests {
                 "offset {offset}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn rejects_table_values_out_of_range() {
+        for value in [TABLE_LIMIT + 1, -TABLE_LIMIT - 1, i16::MIN] {
+            let mut weights = sample();
+            weights.rows[17][5] = value;
+            let err = Weights::decode(&weights.encode()).unwrap_err();
+            assert!(
+                matches!(err, WeightsError::OutOfRange { row: 17, value: v } if v == value),
+                "{err}"
+            );
+        }
+        let mut weights = sample();
+        weights.rows[17][5] = -TABLE_LIMIT;
+        assert!(Weights::decode(&weights.encode()).is_ok());
     }
 
     #[test]
