@@ -83,6 +83,17 @@ fn bench_decide(c: &mut Criterion) {
     }
     group.finish();
 
+    // The same pipeline without building the wire message: what an
+    // in-process caller pays when it reads only the model, provider and
+    // failover list.
+    let mut group = c.benchmark_group("verdict");
+    for (name, request) in requests() {
+        group.bench_function(name, |b| {
+            b.iter(|| decide::verdict(context, black_box(&request)).unwrap())
+        });
+    }
+    group.finish();
+
     let sample = decide::decide(context, &requests()[1].1).unwrap();
     c.bench_function("decide/clone_decision_baseline", |b| {
         b.iter(|| black_box(&sample).clone())

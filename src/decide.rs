@@ -1,6 +1,7 @@
 //! The decision pipeline: a pure function from a compiled policy and a
-//! request to a decision and its receipt. It does no I/O, takes no lock and
-//! allocates only the returned [`Decision`].
+//! request to a decision and its receipt. It does no I/O and takes no lock.
+//! [`verdict`] allocates nothing, and [`decide`] allocates only the
+//! returned [`Decision`].
 
 mod error;
 mod receipt;
@@ -16,7 +17,8 @@ use crate::classify::{Classification, Classifier};
 use crate::policy::{Action, MatchInput, Policy, Rule, Tier};
 use crate::proto::{DecideRequest, Decision, Path, TaskSource};
 use crate::task::TaskType;
-use receipt::{Outcome, Stage};
+use receipt::Stage;
+pub use receipt::Verdict;
 use select::{Choice, Filter, Goal, Tokens};
 use validate::Checked;
 
@@ -50,20 +52,31 @@ pub struct Context<'a> {
     pub classifier: Option<&'a Classifier>,
 }
 
-/// Decides which model `request` should go to.
+/// Decides which model `request` should go to, and returns the wire
+/// message with its receipt.
 pub fn decide(context: Context<'_>, request: &DecideRequest) -> Result<Decision, DecideError> {
     let started = Instant::now();
+    let mut decision = verdict(context, request)?.to_decision();
+    if let Some(receipt) = decision.receipt.as_mut() {
+        receipt.decide_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    }
+    Ok(decision)
+}
+
+/// Decides which model `request` should go to, without building the wire
+/// message. In-process callers that need only the model, provider and
+/// failover list read them from the verdict, which allocates nothing.
+pub fn verdict<'a>(
+    context: Context<'a>,
+    request: &'a DecideRequest,
+) -> Result<Verdict<'a>, DecideError> {
     let checked = validate::check(context.policy, context.limits, request)?;
     let pipeline = Pipeline {
         policy: context.policy,
         request: &checked,
         classifier: context.classifier,
     };
-    let mut decision = pipeline.run()?;
-    if let Some(receipt) = decision.receipt.as_mut() {
-        receipt.decide_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    }
-    Ok(decision)
+    pipeline.run()
 }
 
 /// Returns the decision for a pipeline that itself failed: the policy's safe default
@@ -72,14 +85,14 @@ pub fn degraded(policy: &Policy, request: &DecideRequest, note: &str) -> Decisio
     receipt::degraded(policy, request, note)
 }
 
-struct Pipeline<'a> {
+struct Pipeline<'a, 'c> {
     policy: &'a Policy,
-    request: &'a Checked<'a>,
+    request: &'c Checked<'a>,
     classifier: Option<&'a Classifier>,
 }
 
-impl Pipeline<'_> {
-    fn run(&self) -> Result<Decision, DecideError> {
+impl<'a> Pipeline<'a, '_> {
+    fn run(&self) -> Result<Verdict<'a>, DecideError> {
         let rule = self.policy.rules.find(&MatchInput {
             tenant: &self.request.request.tenant,
             route: &self.request.request.route,
@@ -117,8 +130,8 @@ impl Pipeline<'_> {
     fn classified(
         &self,
         classification: Classification,
-        rule: Option<&Rule>,
-    ) -> Result<Decision, DecideError> {
+        rule: Option<&'a Rule>,
+    ) -> Result<Verdict<'a>, DecideError> {
         let action = rule.map(|r| &r.action);
         let curve = &self.policy.defaults.classifier;
         let (task, source) = match self.request.declared_task {
@@ -203,7 +216,7 @@ impl Pipeline<'_> {
 
     /// The caller's pin: checked against the provider limits of the request
     /// and of any matching rule, and against the required capabilities.
-    fn pinned(&self, pinned: ModelId, rule: Option<&Rule>) -> Result<Decision, DecideError> {
+    fn pinned(&self, pinned: ModelId, rule: Option<&'a Rule>) -> Result<Verdict<'a>, DecideError> {
         let action = rule.map(|r| Action {
             providers: r.action.providers,
             ..Action::default()
@@ -232,7 +245,7 @@ impl Pipeline<'_> {
         )
     }
 
-    fn by_rule(&self, rule: &Rule) -> Result<Decision, DecideError> {
+    fn by_rule(&self, rule: &'a Rule) -> Result<Verdict<'a>, DecideError> {
         let filter = self.filter(Some(&rule.action));
         let (task, source) = self.task(Some(rule));
         let stage = Stage::new(Path::Rule, Some(rule), task, source);
@@ -249,10 +262,10 @@ impl Pipeline<'_> {
     /// candidates at least as good as the pin for the task, then the best.
     fn pin(
         &self,
-        stage: Stage<'_>,
+        stage: Stage<'a>,
         pin: ModelId,
         filter: &Filter,
-    ) -> Result<Decision, DecideError> {
+    ) -> Result<Verdict<'a>, DecideError> {
         let task = stage.task;
         let bar = self.policy.model(pin).quality(task);
         let mut others = filter.eligible(self.policy);
@@ -267,14 +280,7 @@ impl Pipeline<'_> {
             max,
         );
         let choice = Choice::pinned(pin, alternatives, max);
-        let outcome = Outcome {
-            stage,
-            bar,
-            filter,
-            tokens: self.tokens(),
-            choice,
-        };
-        Ok(receipt::build(self.policy, self.request, outcome))
+        Ok(self.verdict(stage, bar, filter, choice))
     }
 
     fn goal(&self, action: Option<&Action>) -> Goal {
@@ -286,17 +292,17 @@ impl Pipeline<'_> {
         }
     }
 
-    fn select(&self, stage: Stage<'_>) -> Result<Decision, DecideError> {
+    fn select(&self, stage: Stage<'a>) -> Result<Verdict<'a>, DecideError> {
         let action = stage.rule.map(|r| &r.action);
         self.finish(stage, &self.filter(action), self.goal(action))
     }
 
     fn finish(
         &self,
-        stage: Stage<'_>,
+        stage: Stage<'a>,
         filter: &Filter,
         goal: Goal,
-    ) -> Result<Decision, DecideError> {
+    ) -> Result<Verdict<'a>, DecideError> {
         let task = stage.task;
         let eligible = filter.eligible(self.policy);
         let max = self.policy.defaults.max_fallbacks;
@@ -306,14 +312,19 @@ impl Pipeline<'_> {
             Goal::Cheapest { bar } => bar,
             Goal::Best => self.policy.model(choice.chosen).quality(task),
         };
-        let outcome = Outcome {
+        Ok(self.verdict(stage, bar, filter, choice))
+    }
+
+    fn verdict(&self, stage: Stage<'a>, bar: f64, filter: &Filter, choice: Choice) -> Verdict<'a> {
+        Verdict {
+            policy: self.policy,
+            request: self.request.request,
             stage,
             bar,
-            filter,
+            filter: *filter,
             tokens: self.tokens(),
             choice,
-        };
-        Ok(receipt::build(self.policy, self.request, outcome))
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Shows that the decision pipeline allocates only its answer: deciding a
 //! request makes exactly as many heap allocations as cloning the decision
-//! it returns.
+//! it returns, and a verdict, which borrows its names from the policy,
+//! makes none.
 
 // A global allocator must implement the unsafe `GlobalAlloc` trait. This is
 // the only file in the package that allows unsafe code; it forwards every
@@ -107,10 +108,40 @@ fn cases() -> Vec<(&'static str, DecideRequest)> {
     ]
 }
 
+fn fixture_policy() -> Policy {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policy.yaml");
+    Policy::load(&path).unwrap()
+}
+
+#[test]
+fn verdict_allocates_nothing() {
+    let policy = fixture_policy();
+    let limits = Limits::default();
+    let context = Context {
+        policy: &policy,
+        limits: &limits,
+        classifier: Some(Classifier::embedded()),
+    };
+    for (case, request) in cases() {
+        // The first call may initialise lazy statics; count the second.
+        decide::verdict(context, &request).unwrap();
+        let (count, verdict) = allocations(|| decide::verdict(context, &request).unwrap());
+        assert_eq!(count, 0, "{case}: verdict made {count} allocations");
+        let decision = decide::decide(context, &request).unwrap();
+        assert_eq!(verdict.model(), decision.model, "{case}");
+        assert_eq!(verdict.provider(), decision.provider, "{case}");
+        let fallbacks: Vec<(&str, &str)> = decision
+            .fallbacks
+            .iter()
+            .map(|f| (f.model.as_str(), f.provider.as_str()))
+            .collect();
+        assert_eq!(verdict.fallbacks().collect::<Vec<_>>(), fallbacks, "{case}");
+    }
+}
+
 #[test]
 fn decide_allocates_only_the_decision() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policy.yaml");
-    let policy = Policy::load(&path).unwrap();
+    let policy = fixture_policy();
     let limits = Limits::default();
     let context = Context {
         policy: &policy,

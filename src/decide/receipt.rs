@@ -1,5 +1,6 @@
-//! Turns the pipeline's choice into the wire [`Decision`] and its receipt.
-//! This is where the answer's strings and lists are allocated.
+//! The pipeline's result, [`Verdict`], and its conversion to the wire
+//! [`Decision`] with a receipt. The conversion is where the answer's
+//! strings and lists are allocated; a verdict itself allocates nothing.
 
 use crate::catalog::ModelId;
 use crate::classify::Classification;
@@ -10,7 +11,6 @@ use crate::proto::{
 use crate::task::TaskType;
 
 use super::select::{Choice, Filter, Tokens};
-use super::validate::Checked;
 
 /// The pipeline stage that decides, and the task type it decides for.
 #[derive(Clone, Copy)]
@@ -43,67 +43,112 @@ impl<'a> Stage<'a> {
     }
 }
 
-/// The pipeline's result, before it becomes a [`Decision`].
-pub(super) struct Outcome<'a> {
-    pub stage: Stage<'a>,
-    pub bar: f64,
-    pub filter: &'a Filter,
-    pub tokens: Tokens,
-    pub choice: Choice,
+/// A decision as the pipeline makes it: the chosen model and its failover
+/// list as catalog ids, with everything the receipt needs, borrowed from
+/// the policy and the request. Reading the model, provider and fallbacks
+/// from it allocates nothing; [`Verdict::to_decision`] builds the wire
+/// message with the full receipt.
+pub struct Verdict<'a> {
+    pub(super) policy: &'a Policy,
+    pub(super) request: &'a DecideRequest,
+    pub(super) stage: Stage<'a>,
+    pub(super) bar: f64,
+    pub(super) filter: Filter,
+    pub(super) tokens: Tokens,
+    pub(super) choice: Choice,
 }
 
-pub(super) fn build(policy: &Policy, request: &Checked<'_>, outcome: Outcome<'_>) -> Decision {
-    let chosen = outcome.choice.chosen;
-    let fallbacks = outcome
-        .choice
-        .fallbacks()
-        .iter()
-        .map(|&id| ModelRef {
-            model: policy.model(id).name.to_string(),
-            provider: policy.provider_name(id).to_owned(),
-        })
-        .collect();
-    let note = match (outcome.choice.met_bar, outcome.stage.low_confidence) {
-        (false, _) => "no candidate met the quality bar, so the best candidate was chosen",
-        (true, true) => "the classifier was unsure of the task type, so the quality bar was raised",
-        (true, false) => "",
-    };
-    let (confidence, difficulty) = outcome.stage.classification.map_or((0.0, 0.0), |c| {
-        (f64::from(c.confidence), f64::from(c.difficulty))
-    });
-    let receipt = Receipt {
-        path: outcome.stage.path.into(),
-        rule: outcome
-            .stage
-            .rule
-            .map(|r| r.name.to_string())
-            .unwrap_or_default(),
-        task_type: if outcome.stage.task_source == TaskSource::None {
-            0
-        } else {
-            outcome.stage.task.to_proto().into()
-        },
-        task_source: outcome.stage.task_source.into(),
-        quality_bar: outcome.bar,
-        candidates: candidates(policy, &outcome),
-        decide_nanos: 0,
-        confidence,
-        difficulty,
-        deterministic: request.request.deterministic,
-        note: note.to_owned(),
-    };
-    Decision {
-        request_id: request.request.request_id.clone(),
-        model: policy.model(chosen).name.to_string(),
-        provider: policy.provider_name(chosen).to_owned(),
-        fallbacks,
-        estimated_cost_usd: outcome.tokens.cost(policy, chosen),
-        policy_version: policy.version.to_string(),
-        receipt: Some(receipt),
+impl<'a> Verdict<'a> {
+    /// Returns the name of the chosen model.
+    pub fn model(&self) -> &'a str {
+        &self.policy.model(self.choice.chosen).name
+    }
+
+    /// Returns the provider of the chosen model.
+    pub fn provider(&self) -> &'a str {
+        self.policy.provider_name(self.choice.chosen)
+    }
+
+    /// Returns the failover list as (model, provider) names, in order.
+    pub fn fallbacks(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        let policy = self.policy;
+        self.choice
+            .fallbacks()
+            .iter()
+            .map(move |&id| (&*policy.model(id).name, policy.provider_name(id)))
+    }
+
+    /// Returns the estimated cost of the call on the chosen model, in USD.
+    pub fn estimated_cost_usd(&self) -> f64 {
+        self.tokens.cost(self.policy, self.choice.chosen)
+    }
+
+    /// Returns the pipeline stage that decided.
+    pub fn path(&self) -> Path {
+        self.stage.path
+    }
+
+    /// Returns the version of the policy that decided.
+    pub fn policy_version(&self) -> &'a str {
+        &self.policy.version
+    }
+
+    /// Builds the wire message: the decision and a receipt that lists every
+    /// catalog model with its estimated cost and the reason it was not
+    /// chosen. `decide_nanos` is left at 0 for the caller to fill in.
+    pub fn to_decision(&self) -> Decision {
+        let policy = self.policy;
+        let fallbacks = self
+            .fallbacks()
+            .map(|(model, provider)| ModelRef {
+                model: model.to_owned(),
+                provider: provider.to_owned(),
+            })
+            .collect();
+        let note = match (self.choice.met_bar, self.stage.low_confidence) {
+            (false, _) => "no candidate met the quality bar, so the best candidate was chosen",
+            (true, true) => {
+                "the classifier was unsure of the task type, so the quality bar was raised"
+            }
+            (true, false) => "",
+        };
+        let (confidence, difficulty) = self.stage.classification.map_or((0.0, 0.0), |c| {
+            (f64::from(c.confidence), f64::from(c.difficulty))
+        });
+        let receipt = Receipt {
+            path: self.stage.path.into(),
+            rule: self
+                .stage
+                .rule
+                .map(|r| r.name.to_string())
+                .unwrap_or_default(),
+            task_type: if self.stage.task_source == TaskSource::None {
+                0
+            } else {
+                self.stage.task.to_proto().into()
+            },
+            task_source: self.stage.task_source.into(),
+            quality_bar: self.bar,
+            candidates: candidates(policy, self),
+            decide_nanos: 0,
+            confidence,
+            difficulty,
+            deterministic: self.request.deterministic,
+            note: note.to_owned(),
+        };
+        Decision {
+            request_id: self.request.request_id.clone(),
+            model: self.model().to_owned(),
+            provider: self.provider().to_owned(),
+            fallbacks,
+            estimated_cost_usd: self.estimated_cost_usd(),
+            policy_version: self.policy_version().to_owned(),
+            receipt: Some(receipt),
+        }
     }
 }
 
-fn candidates(policy: &Policy, outcome: &Outcome<'_>) -> Vec<Candidate> {
+fn candidates(policy: &Policy, outcome: &Verdict<'_>) -> Vec<Candidate> {
     (0..policy.models.len())
         .map(|index| {
             let id = ModelId(index as u8);
@@ -120,7 +165,7 @@ fn candidates(policy: &Policy, outcome: &Outcome<'_>) -> Vec<Candidate> {
         .collect()
 }
 
-fn drop_reason(policy: &Policy, outcome: &Outcome<'_>, id: ModelId, quality: f64) -> DropReason {
+fn drop_reason(policy: &Policy, outcome: &Verdict<'_>, id: ModelId, quality: f64) -> DropReason {
     let choice = &outcome.choice;
     if id == choice.chosen || choice.fallbacks().contains(&id) {
         return DropReason::None;

@@ -7,6 +7,7 @@ use crate::proto::DropReason;
 use crate::task::TaskType;
 
 /// The hard limits a model must meet to be a candidate at all.
+#[derive(Clone, Copy)]
 pub(super) struct Filter {
     pub providers: ProviderSet,
     /// Models a rule allows; every model when no rule narrows them.
@@ -79,6 +80,7 @@ impl Tokens {
 pub(super) const MAX_FALLBACKS: usize = 16;
 
 /// The chosen model and its ordered failover list.
+#[derive(Clone, Copy)]
 pub(super) struct Choice {
     pub chosen: ModelId,
     pub fallbacks: [ModelId; MAX_FALLBACKS],

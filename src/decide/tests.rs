@@ -534,7 +534,7 @@ mod classified {
             request: &checked,
             classifier: None,
         };
-        pipeline.classified(output, None).unwrap()
+        pipeline.classified(output, None).unwrap().to_decision()
     }
 
     fn output(task: TaskType, confidence: f32, difficulty: f32) -> Classification {
