@@ -108,14 +108,11 @@ fn cases() -> Vec<(&'static str, DecideRequest)> {
     ]
 }
 
-fn fixture_policy() -> Policy {
+/// Runs `check` on every case with the fixture policy and the embedded
+/// classifier.
+fn for_each_case(check: impl Fn(Context<'_>, &str, &DecideRequest)) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policy.yaml");
-    Policy::load(&path).unwrap()
-}
-
-#[test]
-fn verdict_allocates_nothing() {
-    let policy = fixture_policy();
+    let policy = Policy::load(&path).unwrap();
     let limits = Limits::default();
     let context = Context {
         policy: &policy,
@@ -123,11 +120,18 @@ fn verdict_allocates_nothing() {
         classifier: Some(Classifier::embedded()),
     };
     for (case, request) in cases() {
+        check(context, case, &request);
+    }
+}
+
+#[test]
+fn verdict_allocates_nothing() {
+    for_each_case(|context, case, request| {
         // The first call may initialise lazy statics; count the second.
-        decide::verdict(context, &request).unwrap();
-        let (count, verdict) = allocations(|| decide::verdict(context, &request).unwrap());
+        decide::verdict(context, request).unwrap();
+        let (count, verdict) = allocations(|| decide::verdict(context, request).unwrap());
         assert_eq!(count, 0, "{case}: verdict made {count} allocations");
-        let decision = decide::decide(context, &request).unwrap();
+        let decision = decide::decide(context, request).unwrap();
         assert_eq!(verdict.model(), decision.model, "{case}");
         assert_eq!(verdict.provider(), decision.provider, "{case}");
         let fallbacks: Vec<(&str, &str)> = decision
@@ -136,22 +140,15 @@ fn verdict_allocates_nothing() {
             .map(|f| (f.model.as_str(), f.provider.as_str()))
             .collect();
         assert_eq!(verdict.fallbacks().collect::<Vec<_>>(), fallbacks, "{case}");
-    }
+    });
 }
 
 #[test]
 fn decide_allocates_only_the_decision() {
-    let policy = fixture_policy();
-    let limits = Limits::default();
-    let context = Context {
-        policy: &policy,
-        limits: &limits,
-        classifier: Some(Classifier::embedded()),
-    };
-    for (case, request) in cases() {
+    for_each_case(|context, case, request| {
         // The first call may initialise lazy statics; count the second.
-        decide::decide(context, &request).unwrap();
-        let (decide_count, decision) = allocations(|| decide::decide(context, &request).unwrap());
+        decide::decide(context, request).unwrap();
+        let (decide_count, decision) = allocations(|| decide::decide(context, request).unwrap());
         let (clone_count, copy) = allocations(|| decision.clone());
         assert_eq!(copy, decision);
         assert!(clone_count > 0, "{case}: cloning allocated nothing");
@@ -159,5 +156,5 @@ fn decide_allocates_only_the_decision() {
             decide_count, clone_count,
             "{case}: decide made {decide_count} allocations, the decision it returned needs {clone_count}"
         );
-    }
+    });
 }
