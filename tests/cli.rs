@@ -189,6 +189,17 @@ fn serve_rejects_bad_address_from_environment() {
     assert!(err.contains("localhost:x"), "{err}");
 }
 
+#[test]
+fn serve_rejects_every_listener_off() {
+    let output = run(triage()
+        .args(["serve", "--grpc-socket", "off", "--frame-socket", "off"])
+        .args(["--grpc-listen", "off", "--admin-listen", "off"]));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("no listener for decisions"), "{err}");
+    assert!(err.contains("--grpc-listen"), "{err}");
+}
+
 /// A `triage serve` child process that is killed when dropped.
 struct Server {
     child: Child,

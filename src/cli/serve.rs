@@ -145,13 +145,20 @@ impl ServeArgs {
                 "invalid --request-timeout-ms (TRIAGE_REQUEST_TIMEOUT_MS) 0: use 1 or more"
             );
         }
+        let grpc_listen = address("--grpc-listen", "TRIAGE_GRPC_LISTEN", &self.grpc_listen)?;
+        if grpc_socket.is_none() && frame_socket.is_none() && grpc_listen.is_none() {
+            anyhow::bail!(
+                "no listener for decisions: --grpc-socket, --frame-socket and --grpc-listen are \
+                 all off; give at least one of them a path or an address"
+            );
+        }
         Ok(Settings {
             policy: self.policy.clone(),
             grpc_socket,
             frame_socket,
             classifier: self.classifier.clone(),
             pod: pod_identity(&self.pod_name, &self.pod_namespace),
-            grpc_listen: address("--grpc-listen", "TRIAGE_GRPC_LISTEN", &self.grpc_listen)?,
+            grpc_listen,
             admin_listen: address("--admin-listen", "TRIAGE_ADMIN_LISTEN", &self.admin_listen)?,
             drain: Duration::from_secs(self.drain_seconds),
             request_timeout: Duration::from_millis(self.request_timeout_ms),
