@@ -355,10 +355,11 @@ const PER_TOKEN: usize = 4;
 
 /// Token state: the previous token for bigrams and the last tokens for the
 /// tail-tagged features. Token features feed both heads, and are passed on
-/// in batches.
+/// in batches. The batch is a separate array: the sink reads it, and that
+/// would keep the other fields in memory if they shared a struct with it.
 struct Tokens<'s, S: Sink> {
     sink: &'s mut S,
-    batch: [u32; BATCH],
+    batch: &'s mut [u32; BATCH],
     batched: usize,
     previous: u64,
     count: usize,
@@ -367,10 +368,10 @@ struct Tokens<'s, S: Sink> {
 }
 
 impl<'s, S: Sink> Tokens<'s, S> {
-    fn new(sink: &'s mut S) -> Self {
+    fn new(sink: &'s mut S, batch: &'s mut [u32; BATCH]) -> Self {
         Tokens {
             sink,
-            batch: [0; BATCH],
+            batch,
             batched: 0,
             previous: 0,
             count: 0,
@@ -455,7 +456,8 @@ fn scan_into<const N: usize, S: Sink>(prompt: &[u8], sink: &mut S) -> [f32; DENS
     let text = Text::<N>::new(head, tail);
 
     emit_char_grams(&text, sink);
-    let mut tokens = Tokens::new(sink);
+    let mut batch = [0; BATCH];
+    let mut tokens = Tokens::new(sink, &mut batch);
     emit_tokens(&text, &mut counts, &mut tokens);
     tokens.finish();
 
@@ -512,22 +514,28 @@ fn for_each_token<const N: usize>(text: &Text<N>, mut visit: impl FnMut(usize, u
 
 /// Emits the features of every token and counts the words and numbers.
 /// A punctuation byte is hashed like a one-byte word, and the counts add
-/// flags rather than branch, as in [`for_each_token`].
+/// flags rather than branch, as in [`for_each_token`]. The counters are
+/// locals until the end, so that they can stay in registers.
 fn emit_tokens<const N: usize, S: Sink>(
     text: &Text<N>,
     counts: &mut Counts,
     tokens: &mut Tokens<'_, S>,
 ) {
+    let (mut words, mut word_bytes, mut numbers, mut max_number) = (0, 0, 0, 0);
     for_each_token(text, |start, end, is_word| {
         let len = (end - start) as u32;
         let is_word = u32::from(is_word);
-        counts.words += is_word;
-        counts.word_bytes += is_word * len;
+        words += is_word;
+        word_bytes += is_word * len;
         let is_number = u32::from(text.bytes[end - 1] == b'0');
-        counts.numbers += is_number;
-        counts.max_number = counts.max_number.max(is_number * len);
+        numbers += is_number;
+        max_number = max_number.max(is_number * len);
         tokens.push(text.word_hash(start, end));
     });
+    counts.words = words;
+    counts.word_bytes = word_bytes;
+    counts.numbers = numbers;
+    counts.max_number = max_number;
 }
 
 #[cfg(test)]
