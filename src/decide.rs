@@ -3,6 +3,7 @@
 //! [`verdict`] allocates nothing, and [`decide`] allocates only the
 //! returned [`Decision`].
 
+mod encode;
 mod error;
 mod receipt;
 mod select;

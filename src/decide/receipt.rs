@@ -97,7 +97,6 @@ impl<'a> Verdict<'a> {
     /// catalog model with its estimated cost and the reason it was not
     /// chosen. `decide_nanos` is left at 0 for the caller to fill in.
     pub fn to_decision(&self) -> Decision {
-        let policy = self.policy;
         let fallbacks = self
             .fallbacks()
             .map(|(model, provider)| ModelRef {
@@ -105,36 +104,29 @@ impl<'a> Verdict<'a> {
                 provider: provider.to_owned(),
             })
             .collect();
-        let note = match (self.choice.met_bar, self.stage.low_confidence) {
-            (false, _) => "no candidate met the quality bar, so the best candidate was chosen",
-            (true, true) => {
-                "the classifier was unsure of the task type, so the quality bar was raised"
-            }
-            (true, false) => "",
-        };
-        let (confidence, difficulty) = self.stage.classification.map_or((0.0, 0.0), |c| {
-            (f64::from(c.confidence), f64::from(c.difficulty))
-        });
+        let parts = self.receipt_parts();
+        let candidates = self
+            .candidate_rows()
+            .map(|row| Candidate {
+                model: row.model.to_owned(),
+                provider: row.provider.to_owned(),
+                quality: row.quality,
+                estimated_cost_usd: row.estimated_cost_usd,
+                dropped: row.dropped.into(),
+            })
+            .collect();
         let receipt = Receipt {
-            path: self.stage.path.into(),
-            rule: self
-                .stage
-                .rule
-                .map(|r| r.name.to_string())
-                .unwrap_or_default(),
-            task_type: if self.stage.task_source == TaskSource::None {
-                0
-            } else {
-                self.stage.task.to_proto().into()
-            },
-            task_source: self.stage.task_source.into(),
+            path: parts.path,
+            rule: parts.rule.to_owned(),
+            task_type: parts.task_type,
+            task_source: parts.task_source,
             quality_bar: self.bar,
-            candidates: candidates(policy, self),
+            candidates,
             decide_nanos: 0,
-            confidence,
-            difficulty,
-            deterministic: self.request.deterministic,
-            note: note.to_owned(),
+            confidence: parts.confidence,
+            difficulty: parts.difficulty,
+            deterministic: parts.deterministic,
+            note: parts.note.to_owned(),
         };
         Decision {
             request_id: self.request.request_id.clone(),
@@ -146,23 +138,73 @@ impl<'a> Verdict<'a> {
             receipt: Some(receipt),
         }
     }
-}
 
-fn candidates(policy: &Policy, outcome: &Verdict<'_>) -> Vec<Candidate> {
-    (0..policy.models.len())
-        .map(|index| {
+    /// Returns the receipt's scalar fields, as the wire message holds them.
+    pub(super) fn receipt_parts(&self) -> ReceiptParts<'a> {
+        let note = match (self.choice.met_bar, self.stage.low_confidence) {
+            (false, _) => "no candidate met the quality bar, so the best candidate was chosen",
+            (true, true) => {
+                "the classifier was unsure of the task type, so the quality bar was raised"
+            }
+            (true, false) => "",
+        };
+        let (confidence, difficulty) = self.stage.classification.map_or((0.0, 0.0), |c| {
+            (f64::from(c.confidence), f64::from(c.difficulty))
+        });
+        ReceiptParts {
+            path: self.stage.path.into(),
+            rule: self.stage.rule.map_or("", |r| &*r.name),
+            task_type: if self.stage.task_source == TaskSource::None {
+                0
+            } else {
+                self.stage.task.to_proto().into()
+            },
+            task_source: self.stage.task_source.into(),
+            confidence,
+            difficulty,
+            deterministic: self.request.deterministic,
+            note,
+        }
+    }
+
+    /// Returns one row per catalog model, in catalog order: the receipt's
+    /// candidate list.
+    pub(super) fn candidate_rows(&self) -> impl Iterator<Item = CandidateRow<'a>> + '_ {
+        let policy = self.policy;
+        (0..policy.models.len()).map(move |index| {
             let id = ModelId(index as u8);
             let model = policy.model(id);
-            let quality = model.quality(outcome.stage.task);
-            Candidate {
-                model: model.name.to_string(),
-                provider: policy.provider_name(id).to_owned(),
+            let quality = model.quality(self.stage.task);
+            CandidateRow {
+                model: &model.name,
+                provider: policy.provider_name(id),
                 quality,
-                estimated_cost_usd: outcome.tokens.cost(policy, id),
-                dropped: drop_reason(policy, outcome, id, quality).into(),
+                estimated_cost_usd: self.tokens.cost(policy, id),
+                dropped: drop_reason(policy, self, id, quality),
             }
         })
-        .collect()
+    }
+}
+
+/// The scalar fields of a receipt, with enums as their wire numbers.
+pub(super) struct ReceiptParts<'a> {
+    pub path: i32,
+    pub rule: &'a str,
+    pub task_type: i32,
+    pub task_source: i32,
+    pub confidence: f64,
+    pub difficulty: f64,
+    pub deterministic: bool,
+    pub note: &'static str,
+}
+
+/// One model of a receipt's candidate list, with borrowed names.
+pub(super) struct CandidateRow<'a> {
+    pub model: &'a str,
+    pub provider: &'a str,
+    pub quality: f64,
+    pub estimated_cost_usd: f64,
+    pub dropped: DropReason,
 }
 
 fn drop_reason(policy: &Policy, outcome: &Verdict<'_>, id: ModelId, quality: f64) -> DropReason {

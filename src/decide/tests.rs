@@ -510,6 +510,32 @@ mod properties {
         }
 
         #[test]
+        fn verdict_encodes_like_its_message(mut req in any_request(), nanos in any::<u64>()) {
+            // The request id and the deterministic flag vary with the
+            // prompt, so that empty and set values both occur.
+            req.request_id = req.prompt.chars().take(12).collect();
+            req.deterministic = req.prompt.len() % 2 == 0;
+            let policy = policy();
+            let limits = Limits::default();
+            let context = Context {
+                policy: &policy,
+                limits: &limits,
+                classifier: Some(crate::classify::Classifier::embedded()),
+            };
+            if let Ok(verdict) = verdict(context, &req) {
+                let mut decision = verdict.to_decision();
+                if let Some(receipt) = decision.receipt.as_mut() {
+                    receipt.decide_nanos = nanos;
+                }
+                let expected = prost::Message::encode_to_vec(&decision);
+                let mut bytes = Vec::new();
+                verdict.encode(nanos, &mut bytes);
+                prop_assert_eq!(verdict.encoded_len(nanos), expected.len());
+                prop_assert_eq!(bytes, expected);
+            }
+        }
+
+        #[test]
         fn same_request_same_model(req in any_request()) {
             let policy = policy();
             let first = run(&policy, &req).map(|d| (d.model, d.fallbacks));
