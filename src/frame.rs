@@ -184,6 +184,24 @@ pub fn encode_message(
     Ok(())
 }
 
+/// Appends a frame whose payload of `payload_len` bytes `write` puts into
+/// the buffer, such as a message encoded without building it first.
+/// `write` must put exactly `payload_len` bytes.
+pub fn encode_with(
+    buffer: &mut BytesMut,
+    kind: Kind,
+    id: u64,
+    payload_len: usize,
+    write: impl FnOnce(&mut BytesMut),
+    max_frame_bytes: usize,
+) -> Result<(), FrameError> {
+    begin_frame(buffer, kind, id, payload_len, max_frame_bytes)?;
+    let start = buffer.len();
+    write(buffer);
+    debug_assert_eq!(buffer.len() - start, payload_len, "frame payload length");
+    Ok(())
+}
+
 /// Appends a frame whose payload is already encoded, such as a request
 /// encoded once and sent many times.
 pub fn encode_payload(

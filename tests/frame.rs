@@ -156,6 +156,45 @@ async fn pipelined_requests_answer_in_order() {
     decide_once(&mut stream, 999).await;
 }
 
+#[tokio::test]
+async fn responses_equal_in_process_decisions() {
+    let harness = start().await;
+    let policy = triage::policy::Policy::compile("policy.yaml", TEST_POLICY).unwrap();
+    let limits = Limits::default();
+    let context = triage::decide::Context {
+        policy: &policy,
+        limits: &limits,
+        classifier: Some(triage::classify::Classifier::embedded()),
+    };
+    let mut pinned = request("pinned", "Review this clause.");
+    pinned.pinned_model = "beta-large".into();
+    pinned.deterministic = true;
+    let mut classified = request("classified", "Write a Rust function that merges two lists.");
+    classified.latency_budget_ms = 0;
+    let mut rule = request("", "Loving the new update!");
+    rule.route = "tweet-sentiment".into();
+    let cases = [
+        pinned,
+        classified,
+        rule,
+        request("bypass", "Summarize this."),
+    ];
+
+    let mut stream = UnixStream::connect(&harness.socket).await.unwrap();
+    for (id, req) in cases.iter().enumerate() {
+        stream.write_all(&encode(id as u64, req)).await.unwrap();
+        let frames = read_frames(&mut stream, 1).await;
+        assert_eq!(frames[0].kind, Kind::Response, "case {id}");
+        let mut over_frames = Decision::decode(frames[0].payload.clone()).unwrap();
+        let mut in_process = triage::decide::decide(context, req).unwrap();
+        // Only the measured time may differ.
+        for decision in [&mut over_frames, &mut in_process] {
+            decision.receipt.as_mut().unwrap().decide_nanos = 0;
+        }
+        assert_eq!(over_frames, in_process, "case {id}");
+    }
+}
+
 /// A header with the given length, version and kind, and no payload.
 fn header(length: u32, version: u8, kind: u8, id: u64) -> BytesMut {
     let mut buffer = BytesMut::new();

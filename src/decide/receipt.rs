@@ -88,6 +88,11 @@ impl<'a> Verdict<'a> {
         self.stage.path
     }
 
+    /// Returns the name of the rule that matched, or "" when none did.
+    pub fn rule(&self) -> &'a str {
+        self.stage.rule.map_or("", |r| &*r.name)
+    }
+
     /// Returns the version of the policy that decided.
     pub fn policy_version(&self) -> &'a str {
         &self.policy.version
@@ -139,7 +144,7 @@ impl<'a> Verdict<'a> {
         }
     }
 
-    /// Returns the receipt's scalar fields, as the wire message holds them.
+    /// Returns the receipt's scalar fields, as the wire message contains them.
     pub(super) fn receipt_parts(&self) -> ReceiptParts<'a> {
         let note = match (self.choice.met_bar, self.stage.low_confidence) {
             (false, _) => "no candidate met the quality bar, so the best candidate was chosen",
@@ -153,7 +158,7 @@ impl<'a> Verdict<'a> {
         });
         ReceiptParts {
             path: self.stage.path.into(),
-            rule: self.stage.rule.map_or("", |r| &*r.name),
+            rule: self.rule(),
             task_type: if self.stage.task_source == TaskSource::None {
                 0
             } else {

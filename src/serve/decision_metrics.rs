@@ -50,14 +50,20 @@ pub fn record(decision: &Decision) {
     let Some(receipt) = decision.receipt.as_ref() else {
         return;
     };
-    let path = receipt.path();
-    let rule = if receipt.rule.is_empty() {
-        "none"
-    } else {
-        receipt.rule.as_str()
-    };
-    count(path, &decision.model, rule);
-    duration(path).record(receipt.decide_nanos as f64 / 1e9);
+    record_parts(
+        receipt.path(),
+        &decision.model,
+        &receipt.rule,
+        receipt.decide_nanos,
+    );
+}
+
+/// Records a decision's counter and latency from its parts. An empty
+/// `rule` means that no rule matched.
+pub fn record_parts(path: Path, model: &str, rule: &str, decide_nanos: u64) {
+    let rule = if rule.is_empty() { "none" } else { rule };
+    count(path, model, rule);
+    duration(path).record(decide_nanos as f64 / 1e9);
 }
 
 fn duration(path: Path) -> &'static Histogram {

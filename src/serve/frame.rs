@@ -17,9 +17,13 @@ use tokio::net::UnixListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::state::State;
+use bytes::BytesMut;
+
+use super::grpc;
+use super::state::{Answer, State};
 use super::uds::SocketFile;
 use crate::decide::DecideError;
+use crate::frame::{self, DEFAULT_MAX_FRAME_BYTES, FrameError, Kind};
 use crate::proto::{DecideRequest, Decision};
 use connection::Connection;
 
@@ -37,13 +41,75 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 /// Answers decoded requests. The server implements it with the decision
 /// pipeline; the load generator's baseline answers with a canned decision.
 pub trait Responder: Send + Sync + 'static {
-    fn respond(&self, request: &DecideRequest) -> Result<Decision, DecideError>;
+    /// Appends the response frame for request `id` to `output`, or an error
+    /// frame when the request cannot be decided.
+    fn respond(
+        &self,
+        request: &DecideRequest,
+        id: u64,
+        output: &mut BytesMut,
+    ) -> Result<(), FrameError>;
 }
 
+/// The pipeline's verdict is encoded straight into the output buffer, so a
+/// response allocates no message.
 impl Responder for State {
-    fn respond(&self, request: &DecideRequest) -> Result<Decision, DecideError> {
-        self.decide(request)
+    fn respond(
+        &self,
+        request: &DecideRequest,
+        id: u64,
+        output: &mut BytesMut,
+    ) -> Result<(), FrameError> {
+        let loaded = self.policy();
+        match self.answer(&loaded, request) {
+            Ok(Answer::Decided {
+                verdict,
+                decide_nanos,
+            }) => respond_encoded(output, id, verdict.encoded_len(decide_nanos), |buf| {
+                verdict.encode(decide_nanos, buf);
+            }),
+            Ok(Answer::Degraded(decision)) => respond_with(output, id, &decision),
+            Err(err) => {
+                respond_with_error(output, id, &err);
+                Ok(())
+            }
+        }
     }
+}
+
+/// Appends a response frame whose `payload_len` bytes of encoded `Decision`
+/// `write` puts into the buffer.
+pub fn respond_encoded(
+    output: &mut BytesMut,
+    id: u64,
+    payload_len: usize,
+    write: impl FnOnce(&mut BytesMut),
+) -> Result<(), FrameError> {
+    frame::encode_with(
+        output,
+        Kind::Response,
+        id,
+        payload_len,
+        write,
+        DEFAULT_MAX_FRAME_BYTES,
+    )
+}
+
+/// Appends a response frame with `decision`.
+pub fn respond_with(output: &mut BytesMut, id: u64, decision: &Decision) -> Result<(), FrameError> {
+    frame::encode_message(
+        output,
+        Kind::Response,
+        id,
+        decision,
+        DEFAULT_MAX_FRAME_BYTES,
+    )
+}
+
+/// Appends an error frame with the gRPC status of `err`.
+pub fn respond_with_error(output: &mut BytesMut, id: u64, err: &DecideError) {
+    let status = grpc::status(err);
+    frame::encode_error(output, id, status.code(), status.message());
 }
 
 /// Describes the frame listener's metrics; call once after the recorder

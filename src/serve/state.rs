@@ -4,12 +4,12 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
 use crate::classify::Classifier;
-use crate::decide::{self, Context, DecideError, Limits};
+use crate::decide::{self, Context, DecideError, Limits, Verdict};
 use crate::policy::Policy;
 use crate::proto::{DecideRequest, Decision, Path};
 use crate::telemetry;
@@ -105,16 +105,49 @@ impl State {
     /// pipeline is caught, and the policy's safe default model is returned.
     pub fn decide(&self, request: &DecideRequest) -> Result<Decision, DecideError> {
         let loaded = self.policy();
+        match self.answer(&loaded, request)? {
+            Answer::Decided {
+                verdict,
+                decide_nanos,
+            } => {
+                let mut decision = verdict.to_decision();
+                if let Some(receipt) = decision.receipt.as_mut() {
+                    receipt.decide_nanos = decide_nanos;
+                }
+                Ok(decision)
+            }
+            Answer::Degraded(decision) => Ok(decision),
+        }
+    }
+
+    /// Decides one request with the policy in `loaded` and records its
+    /// metrics, leaving the wire message to the caller. A panic inside the
+    /// pipeline is caught, and the policy's safe default model is returned.
+    pub fn answer<'a>(
+        &'a self,
+        loaded: &'a Loaded,
+        request: &'a DecideRequest,
+    ) -> Result<Answer<'a>, DecideError> {
         let context = Context {
             policy: &loaded.policy,
             limits: &self.limits,
             classifier: Some(&self.classifier),
         };
-        let result = catch_unwind(AssertUnwindSafe(|| decide::decide(context, request)));
+        let started = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| decide::verdict(context, request)));
         match result {
-            Ok(Ok(decision)) => {
-                record_decision(&decision);
-                Ok(decision)
+            Ok(Ok(verdict)) => {
+                let decide_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                super::decision_metrics::record_parts(
+                    verdict.path(),
+                    verdict.model(),
+                    verdict.rule(),
+                    decide_nanos,
+                );
+                Ok(Answer::Decided {
+                    verdict,
+                    decide_nanos,
+                })
             }
             Ok(Err(err)) => {
                 metrics::counter!(telemetry::DECISION_ERRORS, "code" => err.label()).increment(1);
@@ -129,10 +162,22 @@ impl State {
                     "internal error in the decision pipeline",
                 );
                 record_decision(&decision);
-                Ok(decision)
+                Ok(Answer::Degraded(decision))
             }
         }
     }
+}
+
+/// A decision whose metrics are recorded, before it becomes a wire
+/// message.
+pub enum Answer<'a> {
+    /// The pipeline decided; `decide_nanos` is the time it took.
+    Decided {
+        verdict: Verdict<'a>,
+        decide_nanos: u64,
+    },
+    /// The pipeline panicked, and this is the safe default decision.
+    Degraded(Decision),
 }
 
 /// Records a decision's counters and latency. Model and rule label values

@@ -14,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 use super::{CONNECTIONS_OPEN, CONNECTIONS_OPENED, FRAME_ERRORS, Responder, TRANSPORT_LABEL};
 use crate::frame::{self, DEFAULT_MAX_FRAME_BYTES, Frame, FrameError, Kind};
 use crate::proto::DecideRequest;
-use crate::serve::grpc;
 
 /// Initial size of each connection's read and write buffers; most
 /// requests and decisions fit in it.
@@ -126,20 +125,7 @@ impl<R: Responder> Connection<R> {
         let id = frame.id;
         let request = DecideRequest::decode(frame.payload)
             .map_err(|source| FrameError::InvalidPayload { id, source })?;
-        match self.responder.respond(&request) {
-            Ok(decision) => frame::encode_message(
-                &mut self.output,
-                Kind::Response,
-                id,
-                &decision,
-                DEFAULT_MAX_FRAME_BYTES,
-            ),
-            Err(err) => {
-                let status = grpc::status(&err);
-                frame::encode_error(&mut self.output, id, status.code(), status.message());
-                Ok(())
-            }
-        }
+        self.responder.respond(&request, id, &mut self.output)
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
