@@ -61,6 +61,35 @@ fn check_reports_error_with_position() {
 }
 
 #[test]
+fn check_reports_duplicate_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dup.yaml");
+    let text = TEST_POLICY.replace(
+        "    provider: alpha\n    input_usd_per_mtok: 10.0\n",
+        "    provider: alpha\n    provider: alpha-again\n    input_usd_per_mtok: 10.0\n",
+    );
+    assert_ne!(
+        text, TEST_POLICY,
+        "the fixture no longer has the edited lines"
+    );
+    std::fs::write(&path, &text).unwrap();
+    let output = run(triage().arg("check").arg(&path));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    let line = text
+        .lines()
+        .position(|l| l == "    provider: alpha-again")
+        .unwrap()
+        + 1;
+    let expected = format!(
+        "dup.yaml:{line}:5: error: key \"provider\" is duplicated in this mapping; remove or \
+         rename one of them"
+    );
+    assert!(err.contains(&expected), "{err}");
+    assert!(!err.contains("DuplicateKeyPolicy"), "{err}");
+}
+
+#[test]
 fn check_prints_warnings_and_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shadow.yaml");

@@ -35,7 +35,8 @@ const DEFAULT_BARS: QualityBars = QualityBars {
 pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
     let file: PolicyFile = serde_saphyr::from_str(text).map_err(|err| {
         let (line, column) = err.location().map_or((0, 0), |at| (at.line(), at.column()));
-        vec![Diagnostic::error(source, line, column, parse_message(&err))]
+        let message = duplicate_key_message(&err).unwrap_or_else(|| parse_message(&err));
+        vec![Diagnostic::error(source, line, column, message)]
     })?;
 
     let mut compiler = Compiler {
@@ -90,6 +91,30 @@ pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
             .map(|(k, v)| (k.into(), ProviderId(v)))
             .collect(),
     })
+}
+
+/// Returns the message for a repeated mapping key, or `None` for any
+/// other parse error. serde-saphyr 2.2 reports the key at its second
+/// occurrence, and its own wording suggests a parser option instead of a fix.
+fn duplicate_key_message(err: &serde_saphyr::Error) -> Option<String> {
+    let mut err = err;
+    // Snippet and alias wrappers contain the original error.
+    while let serde_saphyr::Error::WithSnippet { error, .. }
+    | serde_saphyr::Error::AliasError { error, .. } = err
+    {
+        err = error;
+    }
+    let serde_saphyr::Error::DuplicateMappingKey { key, .. } = err else {
+        return None;
+    };
+    let message = match key {
+        Some(key) => {
+            format!("key {key:?} is duplicated in this mapping; remove or rename one of them")
+        }
+        // The parser names only scalar keys.
+        None => "a key is duplicated in this mapping; remove or rename one of them".to_owned(),
+    };
+    Some(message)
 }
 
 /// Returns the first line of the parser's message, because the diagnostic

@@ -24,6 +24,12 @@ fn line_of(text: &str, needle: &str) -> u64 {
     text[..index].lines().count() as u64 + u64::from(text[..index].ends_with('\n'))
 }
 
+fn column_of(text: &str, needle: &str) -> u64 {
+    let index = text.find(needle).expect("needle in text");
+    let line_start = text[..index].rfind('\n').map_or(0, |newline| newline + 1);
+    (index - line_start) as u64 + 1
+}
+
 #[test]
 fn test_policy_compiles() {
     let policy = Policy::compile("p.yaml", TEST_POLICY).unwrap();
@@ -54,6 +60,52 @@ fn unknown_key_names_line_and_column() {
     assert!(errors[0].message.contains("colour"), "{}", errors[0]);
     assert_eq!(errors[0].line, line_of(&text, "colour"));
     assert!(errors[0].column > 0);
+}
+
+#[test]
+fn duplicate_key_names_key_and_position() {
+    // Each case gives the edit, the repeated key, and the text at the key's
+    // second occurrence, where the error must point.
+    let cases = [
+        (
+            "version: \"test-1\"\n",
+            "version: \"test-1\"\nversion: \"test-2\"\n",
+            "version",
+            "version: \"test-2\"",
+        ),
+        (
+            "    provider: delta\n",
+            "    provider: delta\n    provider: gamma-again\n",
+            "provider",
+            "provider: gamma-again",
+        ),
+        (
+            "quality: {default: 0.5}",
+            "quality: {default: 0.5, default: 0.625}",
+            "default",
+            "default: 0.625",
+        ),
+        (
+            "labels: {plan: free}",
+            "labels: {plan: free, plan: paid}",
+            "plan",
+            "plan: paid",
+        ),
+    ];
+    for (from, to, key, second) in cases {
+        let text = edited(from, to);
+        let errors = errors(&text);
+        assert_eq!(errors.len(), 1, "{key}: {errors:?}");
+        let message = &errors[0].message;
+        assert!(
+            message.contains(&format!("key {key:?} is duplicated")),
+            "{message}"
+        );
+        assert!(message.contains("remove or rename one"), "{message}");
+        assert!(!message.contains("DuplicateKeyPolicy"), "{message}");
+        assert_eq!(errors[0].line, line_of(&text, second), "{key}");
+        assert_eq!(errors[0].column, column_of(&text, second), "{key}");
+    }
 }
 
 #[test]
