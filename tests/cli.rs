@@ -61,6 +61,35 @@ fn check_reports_error_with_position() {
 }
 
 #[test]
+fn check_reports_duplicate_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dup.yaml");
+    let text = TEST_POLICY.replace(
+        "    provider: alpha\n    input_usd_per_mtok: 10.0\n",
+        "    provider: alpha\n    provider: alpha-again\n    input_usd_per_mtok: 10.0\n",
+    );
+    assert_ne!(
+        text, TEST_POLICY,
+        "the fixture no longer has the edited lines"
+    );
+    std::fs::write(&path, &text).unwrap();
+    let output = run(triage().arg("check").arg(&path));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    let line = text
+        .lines()
+        .position(|l| l == "    provider: alpha-again")
+        .unwrap()
+        + 1;
+    let expected = format!(
+        "dup.yaml:{line}:5: error: key \"provider\" is duplicated in this mapping; remove or \
+         rename one of them"
+    );
+    assert!(err.contains(&expected), "{err}");
+    assert!(!err.contains("DuplicateKeyPolicy"), "{err}");
+}
+
+#[test]
 fn check_prints_warnings_and_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shadow.yaml");
@@ -149,6 +178,107 @@ fn route_reads_policy_from_environment() {
     assert!(output.status.success(), "{}", stderr(&output));
     let decision: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(decision["model"], "alpha-large");
+}
+
+/// A prompt long enough that its token estimate, and so every cost in the
+/// decision, differs from that of an empty or truncated prompt.
+const FILE_PROMPT: &str = "Summarize the following meeting notes in three bullet points.\n\
+    The team agreed to move the release to Thursday, because the migration \
+    tests still fail on the staging database. Ana will fix the flaky test, \
+    and Ben will write the announcement for customers.\n";
+
+/// Runs `triage route` with `args` on the test policy, with `stdin` as its
+/// standard input, and returns the decision without its timing field.
+fn route_decision(args: &[&str], stdin: &[u8]) -> serde_json::Value {
+    use std::io::Write;
+    let mut child = triage()
+        .arg("route")
+        .args(["--policy", "tests/fixtures/policy.yaml"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mut decision: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    decision["receipt"]
+        .as_object_mut()
+        .unwrap()
+        .remove("decide_nanos");
+    decision
+}
+
+#[test]
+fn route_reads_prompt_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prompt.txt");
+    std::fs::write(&path, FILE_PROMPT).unwrap();
+    let from_file = route_decision(&["--prompt-file", path.to_str().unwrap()], b"");
+    let inline = route_decision(&["--prompt", FILE_PROMPT], b"");
+    assert_eq!(from_file, inline);
+}
+
+#[test]
+fn route_reads_prompt_from_stdin() {
+    let from_stdin = route_decision(&["--prompt-file", "-"], FILE_PROMPT.as_bytes());
+    let inline = route_decision(&["--prompt", FILE_PROMPT], b"");
+    assert_eq!(from_stdin, inline);
+}
+
+#[test]
+fn route_reports_missing_prompt_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.txt");
+    let output = run(triage().args(["route", "--prompt-file"]).arg(&path));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!("cannot read the prompt from {}", path.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn route_rejects_non_utf8_prompt_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.txt");
+    std::fs::write(&path, b"caf\xe9 au lait").unwrap();
+    let output = run(triage().args(["route", "--prompt-file"]).arg(&path));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("latin1.txt is not valid UTF-8"), "{err}");
+    assert!(err.contains("at offset 3"), "{err}");
+}
+
+#[test]
+fn route_prompt_file_honours_max_prompt_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.txt");
+    std::fs::write(&path, "x".repeat(200)).unwrap();
+    let file = path.to_str().unwrap();
+    let output = run(triage().args(["route", "--prompt-file", file, "--max-prompt-bytes", "199"]));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("over the limit of 199 bytes"), "{err}");
+    assert!(err.contains("--max-prompt-bytes"), "{err}");
+    let output = run(triage().args(["route", "--prompt-file", file, "--max-prompt-bytes", "200"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn route_prompt_sources_conflict() {
+    let output = run(triage().args(["route", "--prompt", "hi", "--prompt-file", "-"]));
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains("--prompt-file"), "{err}");
+    assert!(err.contains("cannot be used with"), "{err}");
+
+    let output = run(triage().arg("route"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--prompt"), "{}", stderr(&output));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Commands that work on a policy without serving: `check`, `explain` and
 //! `route`.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -40,9 +41,13 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Args)]
 pub struct RouteArgs {
-    /// Prompt text to route.
-    #[arg(long, value_name = "TEXT")]
-    prompt: String,
+    /// Prompt text to route; --prompt-file reads it from a file instead.
+    #[arg(long, value_name = "TEXT", required_unless_present = "prompt_file")]
+    prompt: Option<String>,
+    /// File whose whole content, UTF-8 text, is the prompt to route; "-"
+    /// reads standard input. It must fit in --max-prompt-bytes.
+    #[arg(long, value_name = "PATH", conflicts_with = "prompt")]
+    prompt_file: Option<PathBuf>,
     /// Policy file (YAML); without it the embedded default policy is used.
     #[arg(long, env = "TRIAGE_POLICY", value_name = "FILE")]
     policy: Option<PathBuf>,
@@ -124,7 +129,12 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
 pub fn route(args: &RouteArgs) -> anyhow::Result<ExitCode> {
     let request = RequestJson::default();
     let mut request = request.into_request()?;
-    request.prompt = args.prompt.clone();
+    request.prompt = match (&args.prompt, &args.prompt_file) {
+        (_, Some(path)) => read_prompt(path, args.max_prompt_bytes)?,
+        (Some(prompt), None) => prompt.clone(),
+        // clap requires one of the two.
+        (None, None) => anyhow::bail!("no prompt; pass --prompt TEXT or --prompt-file PATH"),
+    };
     request.tenant = args.tenant.clone();
     request.route = args.route.clone();
     if let Some(tier) = &args.tier {
@@ -193,4 +203,39 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
     }
     std::fs::read_to_string(path)
         .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))
+}
+
+/// Reads a prompt from `path`, or from standard input when it is "-". It
+/// reads at most one byte more than `max_bytes`, so an oversized input is
+/// rejected without being held in memory.
+fn read_prompt(path: &Path, max_bytes: usize) -> anyhow::Result<String> {
+    let from_stdin = path == Path::new("-");
+    let name = if from_stdin {
+        "standard input".to_owned()
+    } else {
+        path.display().to_string()
+    };
+    let limit = u64::try_from(max_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut bytes = Vec::new();
+    let read = if from_stdin {
+        std::io::stdin().lock().take(limit).read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path).and_then(|file| file.take(limit).read_to_end(&mut bytes))
+    };
+    read.map_err(|err| anyhow::anyhow!("cannot read the prompt from {name}: {err}"))?;
+    if bytes.len() > max_bytes {
+        anyhow::bail!(
+            "prompt from {name} is over the limit of {max_bytes} bytes; raise --max-prompt-bytes \
+             or send less text"
+        );
+    }
+    String::from_utf8(bytes).map_err(|err| {
+        anyhow::anyhow!(
+            "prompt from {name} is not valid UTF-8 (the first invalid byte is at offset {}); \
+             convert it to UTF-8",
+            err.utf8_error().valid_up_to()
+        )
+    })
 }

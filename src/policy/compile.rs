@@ -35,7 +35,8 @@ const DEFAULT_BARS: QualityBars = QualityBars {
 pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
     let file: PolicyFile = serde_saphyr::from_str(text).map_err(|err| {
         let (line, column) = err.location().map_or((0, 0), |at| (at.line(), at.column()));
-        vec![Diagnostic::error(source, line, column, parse_message(&err))]
+        let message = duplicate_key_message(&err).unwrap_or_else(|| parse_message(&err));
+        vec![Diagnostic::error(source, line, column, message)]
     })?;
 
     let mut compiler = Compiler {
@@ -92,6 +93,30 @@ pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
     })
 }
 
+/// Returns the message for a repeated mapping key, or `None` for any
+/// other parse error. serde-saphyr 2.2 reports the key at its second
+/// occurrence, and its own wording suggests a parser option instead of a fix.
+fn duplicate_key_message(err: &serde_saphyr::Error) -> Option<String> {
+    let mut err = err;
+    // Snippet and alias wrappers contain the original error.
+    while let serde_saphyr::Error::WithSnippet { error, .. }
+    | serde_saphyr::Error::AliasError { error, .. } = err
+    {
+        err = error;
+    }
+    let serde_saphyr::Error::DuplicateMappingKey { key, .. } = err else {
+        return None;
+    };
+    let message = match key {
+        Some(key) => {
+            format!("key {key:?} is duplicated in this mapping; remove or rename one of them")
+        }
+        // The parser names only scalar keys.
+        None => "a key is duplicated in this mapping; remove or rename one of them".to_owned(),
+    };
+    Some(message)
+}
+
 /// Returns the first line of the parser's message, because the diagnostic
 /// carries the position.
 fn parse_message(err: &serde_saphyr::Error) -> String {
@@ -105,6 +130,37 @@ fn parse_message(err: &serde_saphyr::Error) -> String {
         message = after;
     }
     message.to_owned()
+}
+
+/// One price of a model and the token count it is charged on.
+struct PriceTerm<'a> {
+    field: &'static str,
+    price: &'a Spanned<f64>,
+    tokens: u64,
+}
+
+impl PriceTerm<'_> {
+    /// Returns the cost of these tokens in millionths of a USD, the unit in
+    /// which [`Model::cost_usd`] adds the two terms before it divides.
+    fn micro_usd(&self) -> f64 {
+        self.tokens as f64 * self.price.value
+    }
+
+    /// Returns the field and its value as a message shows them, such as
+    /// `input_usd_per_mtok 1e308`.
+    fn setting(&self) -> String {
+        format!("{} {}", self.field, number_text(self.price.value))
+    }
+}
+
+/// Formats a number as `Display` does, but in exponent notation from 1e15
+/// up, where `Display` would print every digit.
+fn number_text(value: f64) -> String {
+    if value.abs() >= 1e15 {
+        format!("{value:e}")
+    } else {
+        value.to_string()
+    }
 }
 
 fn index_names<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<String, u8> {
@@ -207,8 +263,8 @@ impl Compiler<'_> {
                 );
                 continue;
             };
-            self.check_price(&spec.input_usd_per_mtok);
-            self.check_price(&spec.output_usd_per_mtok);
+            let input_price_valid = self.check_price(&spec.input_usd_per_mtok);
+            let output_price_valid = self.check_price(&spec.output_usd_per_mtok);
             if spec.context_tokens.value == 0 {
                 self.error(
                     &spec.context_tokens,
@@ -222,7 +278,7 @@ impl Compiler<'_> {
                 );
             }
             let quality = self.quality(name, &spec.quality);
-            models.push(Model {
+            let model = Model {
                 name: name.into(),
                 provider: ProviderId(provider),
                 input_usd_per_mtok: spec.input_usd_per_mtok.value,
@@ -231,7 +287,11 @@ impl Compiler<'_> {
                 max_output_tokens: spec.max_output_tokens.value,
                 capabilities: capabilities(&spec.capabilities),
                 quality,
-            });
+            };
+            if input_price_valid && output_price_valid {
+                self.check_full_call_cost(spec, &model);
+            }
+            models.push(model);
         }
         if specs.is_empty() {
             self.error_at_start("the policy lists no models; add at least one under `models`");
@@ -239,8 +299,11 @@ impl Compiler<'_> {
         models
     }
 
-    fn check_price(&mut self, price: &Spanned<f64>) {
-        if !price.value.is_finite() || price.value < 0.0 {
+    /// Reports a price that is negative or not finite, and returns whether
+    /// the price is valid.
+    fn check_price(&mut self, price: &Spanned<f64>) -> bool {
+        let valid = price.value.is_finite() && price.value >= 0.0;
+        if !valid {
             self.error(
                 price,
                 format!(
@@ -249,6 +312,77 @@ impl Compiler<'_> {
                 ),
             );
         }
+        valid
+    }
+
+    /// Reports prices at which [`Model::cost_usd`] for a call that fills the
+    /// model's context window and max output is not finite, because such an
+    /// estimate is written as null in decisions.
+    fn check_full_call_cost(&mut self, spec: &ModelSpec, model: &Model) {
+        // NOTE: a receipt also lists the cost estimate of every model dropped
+        // for a small context window, computed with the request's token
+        // counts, which can still overflow for prices just below this limit.
+        let input_tokens = u64::from(model.context_tokens);
+        let output_tokens = u64::from(model.max_output_tokens);
+        if model.cost_usd(input_tokens, output_tokens).is_finite() {
+            return;
+        }
+
+        let input = PriceTerm {
+            field: "input_usd_per_mtok",
+            price: &spec.input_usd_per_mtok,
+            tokens: input_tokens,
+        };
+        let output = PriceTerm {
+            field: "output_usd_per_mtok",
+            price: &spec.output_usd_per_mtok,
+            tokens: output_tokens,
+        };
+        let call = format!(
+            "the estimated cost of a call that fills its {input_tokens}-token context window \
+             and {output_tokens} max output tokens"
+        );
+        let name = &model.name;
+
+        let infinite_alone: Vec<&PriceTerm> = [&input, &output]
+            .into_iter()
+            .filter(|term| !term.micro_usd().is_finite())
+            .collect();
+        for term in &infinite_alone {
+            let largest = f64::MAX / term.tokens as f64;
+            self.error(
+                term.price,
+                format!(
+                    "model {name:?} has {}, so {call} is not a finite number; set {} to a \
+                     number from 0 to about {largest:.3e}",
+                    term.setting(),
+                    term.field
+                ),
+            );
+        }
+        if !infinite_alone.is_empty() {
+            return;
+        }
+
+        // Each term is finite alone and only their sum overflows, so report
+        // the larger term and the range it has with the other price fixed.
+        let (larger, other) = if input.micro_usd() >= output.micro_usd() {
+            (&input, &output)
+        } else {
+            (&output, &input)
+        };
+        let largest = (f64::MAX - other.micro_usd()) / larger.tokens as f64;
+        self.error(
+            larger.price,
+            format!(
+                "model {name:?} has {} and {}, so {call} is not a finite number; set {} to a \
+                 number from 0 to about {largest:.3e}, or lower {}",
+                larger.setting(),
+                other.setting(),
+                larger.field,
+                other.field
+            ),
+        );
     }
 
     fn check_fraction(&mut self, value: &Spanned<f64>, what: &str) -> f64 {

@@ -24,6 +24,12 @@ fn line_of(text: &str, needle: &str) -> u64 {
     text[..index].lines().count() as u64 + u64::from(text[..index].ends_with('\n'))
 }
 
+fn column_of(text: &str, needle: &str) -> u64 {
+    let index = text.find(needle).expect("needle in text");
+    let line_start = text[..index].rfind('\n').map_or(0, |newline| newline + 1);
+    (index - line_start) as u64 + 1
+}
+
 #[test]
 fn test_policy_compiles() {
     let policy = Policy::compile("p.yaml", TEST_POLICY).unwrap();
@@ -54,6 +60,52 @@ fn unknown_key_names_line_and_column() {
     assert!(errors[0].message.contains("colour"), "{}", errors[0]);
     assert_eq!(errors[0].line, line_of(&text, "colour"));
     assert!(errors[0].column > 0);
+}
+
+#[test]
+fn duplicate_key_names_key_and_position() {
+    // Each case gives the edit, the repeated key, and the text at the key's
+    // second occurrence, where the error must point.
+    let cases = [
+        (
+            "version: \"test-1\"\n",
+            "version: \"test-1\"\nversion: \"test-2\"\n",
+            "version",
+            "version: \"test-2\"",
+        ),
+        (
+            "    provider: delta\n",
+            "    provider: delta\n    provider: gamma-again\n",
+            "provider",
+            "provider: gamma-again",
+        ),
+        (
+            "quality: {default: 0.5}",
+            "quality: {default: 0.5, default: 0.625}",
+            "default",
+            "default: 0.625",
+        ),
+        (
+            "labels: {plan: free}",
+            "labels: {plan: free, plan: paid}",
+            "plan",
+            "plan: paid",
+        ),
+    ];
+    for (from, to, key, second) in cases {
+        let text = edited(from, to);
+        let errors = errors(&text);
+        assert_eq!(errors.len(), 1, "{key}: {errors:?}");
+        let message = &errors[0].message;
+        assert!(
+            message.contains(&format!("key {key:?} is duplicated")),
+            "{message}"
+        );
+        assert!(message.contains("remove or rename one"), "{message}");
+        assert!(!message.contains("DuplicateKeyPolicy"), "{message}");
+        assert_eq!(errors[0].line, line_of(&text, second), "{key}");
+        assert_eq!(errors[0].column, column_of(&text, second), "{key}");
+    }
 }
 
 #[test]
@@ -312,4 +364,83 @@ fn one_bar_above_its_default_neighbour_is_error() {
         "quality_bars: {economy: 0.8}",
     );
     assert_eq!(errors(&text).len(), 1);
+}
+
+#[test]
+fn price_overflowing_full_call_cost_is_error() {
+    // alpha-large has a 200000-token context window, so an input price
+    // above f64::MAX / 200000 (about 8.988e302) makes its cost infinite.
+    let text = edited(
+        "    input_usd_per_mtok: 10.0\n",
+        "    input_usd_per_mtok: 1e308\n",
+    );
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let message = &errors[0].message;
+    assert!(message.contains("model \"alpha-large\""), "{message}");
+    assert!(message.contains("input_usd_per_mtok 1e308"), "{message}");
+    assert!(message.contains("not a finite number"), "{message}");
+    assert!(message.contains("from 0 to about 8.988e302"), "{message}");
+    assert_eq!(errors[0].line, line_of(&text, "input_usd_per_mtok: 1e308"));
+}
+
+#[test]
+fn both_prices_overflowing_are_errors() {
+    let text = edited(
+        "    input_usd_per_mtok: 10.0\n    output_usd_per_mtok: 30.0\n",
+        "    input_usd_per_mtok: 1e308\n    output_usd_per_mtok: 1e306\n",
+    );
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].message.contains("input_usd_per_mtok 1e308"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].message.contains("output_usd_per_mtok 1e306"),
+        "{}",
+        errors[1]
+    );
+    // 16000 max output tokens: f64::MAX / 16000 is about 1.124e304.
+    assert!(
+        errors[1].message.contains("about 1.124e304"),
+        "{}",
+        errors[1]
+    );
+}
+
+#[test]
+fn prices_overflowing_only_in_sum_are_error() {
+    // Each term is finite alone (1.6e308 and 1e308 millionths of a USD), but
+    // their sum is not. The larger one, the input term, is reported.
+    let text = edited(
+        "    input_usd_per_mtok: 10.0\n    output_usd_per_mtok: 30.0\n",
+        "    input_usd_per_mtok: 8e302\n    output_usd_per_mtok: 6.25e303\n",
+    );
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let message = &errors[0].message;
+    assert!(
+        message.contains("input_usd_per_mtok 8e302 and output_usd_per_mtok 6.25e303"),
+        "{message}"
+    );
+    // (f64::MAX - 1e308) / 200000
+    assert!(message.contains("about 3.988e302"), "{message}");
+    assert!(
+        message.contains("or lower output_usd_per_mtok"),
+        "{message}"
+    );
+    assert_eq!(errors[0].line, line_of(&text, "input_usd_per_mtok: 8e302"));
+}
+
+#[test]
+fn price_just_below_overflow_is_accepted() {
+    let text = edited(
+        "    input_usd_per_mtok: 10.0\n",
+        "    input_usd_per_mtok: 8.98e302\n",
+    );
+    let policy = Policy::compile("p.yaml", &text).unwrap();
+    let model = policy.model(policy.model_id("alpha-large").unwrap());
+    assert!(model.cost_usd(200_000, 16_000).is_finite());
 }
