@@ -67,14 +67,19 @@ fn requests() -> Vec<(&'static str, DecideRequest)> {
     ]
 }
 
+/// A decision context with the embedded classifier.
+fn context<'a>(policy: &'a Policy, limits: &'a Limits) -> Context<'a> {
+    Context {
+        policy,
+        limits,
+        classifier: Some(Classifier::embedded()),
+    }
+}
+
 fn bench_decide(c: &mut Criterion) {
     let policy = policy();
     let limits = Limits::default();
-    let context = Context {
-        policy: &policy,
-        limits: &limits,
-        classifier: Some(Classifier::embedded()),
-    };
+    let context = context(&policy, &limits);
     let mut group = c.benchmark_group("decide");
     for (name, request) in requests() {
         group.bench_function(name, |b| {
@@ -126,6 +131,28 @@ fn bench_frames(c: &mut Criterion) {
                 Kind::Response,
                 7,
                 black_box(&decision),
+                DEFAULT_MAX_FRAME_BYTES,
+            )
+            .unwrap();
+        })
+    });
+    // The frame server's path: the same decision encoded from its verdict,
+    // without building the message.
+    let policy = policy();
+    let limits = Limits::default();
+    let context = context(&policy, &limits);
+    let verdict = decide::verdict(context, request).unwrap();
+    group.bench_function("encode_verdict", |b| {
+        b.iter(|| {
+            buffer.clear();
+            let verdict = black_box(&verdict);
+            let len = verdict.encoded_len(1_000);
+            frame::encode_with(
+                &mut buffer,
+                Kind::Response,
+                7,
+                len.total(),
+                |buf| verdict.encode(1_000, len, buf),
                 DEFAULT_MAX_FRAME_BYTES,
             )
             .unwrap();

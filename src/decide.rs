@@ -11,6 +11,7 @@ mod validate;
 
 use std::time::Instant;
 
+pub use encode::EncodedLen;
 pub use error::DecideError;
 
 use crate::catalog::{ModelId, ModelSet};

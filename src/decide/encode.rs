@@ -39,25 +39,44 @@ const RECEIPT_DIFFICULTY: u32 = 9;
 const RECEIPT_DETERMINISTIC: u32 = 10;
 const RECEIPT_NOTE: u32 = 11;
 
+/// The lengths of a verdict's encoding. Computing them walks the candidate
+/// list, so they are computed once, for the frame header, and passed to
+/// [`Verdict::encode`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodedLen {
+    receipt: usize,
+    total: usize,
+}
+
+impl EncodedLen {
+    /// Returns the length of the whole encoded `Decision`, in bytes.
+    pub fn total(self) -> usize {
+        self.total
+    }
+}
+
 impl Verdict<'_> {
-    /// Returns the length of the bytes that [`Verdict::encode`] writes.
-    pub fn encoded_len(&self, decide_nanos: u64) -> usize {
+    /// Returns the lengths of the bytes that [`Verdict::encode`] writes.
+    pub fn encoded_len(&self, decide_nanos: u64) -> EncodedLen {
         let fallbacks: usize = self
             .fallbacks()
             .map(|(model, provider)| nested_len(DECISION_FALLBACKS, model_ref_len(model, provider)))
             .sum();
-        string_len(DECISION_REQUEST_ID, &self.request.request_id)
+        let receipt = self.receipt_len(decide_nanos);
+        let total = string_len(DECISION_REQUEST_ID, &self.request.request_id)
             + string_len(DECISION_MODEL, self.model())
             + string_len(DECISION_PROVIDER, self.provider())
             + fallbacks
             + double_len(DECISION_COST, self.estimated_cost_usd())
             + string_len(DECISION_POLICY_VERSION, self.policy_version())
-            + nested_len(DECISION_RECEIPT, self.receipt_len(decide_nanos))
+            + nested_len(DECISION_RECEIPT, receipt);
+        EncodedLen { receipt, total }
     }
 
-    /// Writes the wire `Decision`, with `decide_nanos` in its receipt. The
-    /// buffer needs room for [`Verdict::encoded_len`] bytes.
-    pub fn encode(&self, decide_nanos: u64, buf: &mut impl BufMut) {
+    /// Writes the wire `Decision`, with `decide_nanos` in its receipt.
+    /// `len` comes from [`Verdict::encoded_len`] with the same
+    /// `decide_nanos`, and the buffer needs room for `len.total()` bytes.
+    pub fn encode(&self, decide_nanos: u64, len: EncodedLen, buf: &mut impl BufMut) {
         put_string(DECISION_REQUEST_ID, &self.request.request_id, buf);
         put_string(DECISION_MODEL, self.model(), buf);
         put_string(DECISION_PROVIDER, self.provider(), buf);
@@ -68,7 +87,7 @@ impl Verdict<'_> {
         }
         put_double(DECISION_COST, self.estimated_cost_usd(), buf);
         put_string(DECISION_POLICY_VERSION, self.policy_version(), buf);
-        put_nested_header(DECISION_RECEIPT, self.receipt_len(decide_nanos), buf);
+        put_nested_header(DECISION_RECEIPT, len.receipt, buf);
         self.encode_receipt(decide_nanos, buf);
     }
 

@@ -529,8 +529,9 @@ mod properties {
                 }
                 let expected = prost::Message::encode_to_vec(&decision);
                 let mut bytes = Vec::new();
-                verdict.encode(nanos, &mut bytes);
-                prop_assert_eq!(verdict.encoded_len(nanos), expected.len());
+                let len = verdict.encoded_len(nanos);
+                verdict.encode(nanos, len, &mut bytes);
+                prop_assert_eq!(len.total(), expected.len());
                 prop_assert_eq!(bytes, expected);
             }
         }

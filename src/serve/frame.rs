@@ -65,9 +65,12 @@ impl Responder for State {
             Ok(Answer::Decided {
                 verdict,
                 decide_nanos,
-            }) => respond_encoded(output, id, verdict.encoded_len(decide_nanos), |buf| {
-                verdict.encode(decide_nanos, buf);
-            }),
+            }) => {
+                let len = verdict.encoded_len(decide_nanos);
+                respond_encoded(output, id, len.total(), |buf| {
+                    verdict.encode(decide_nanos, len, buf);
+                })
+            }
             Ok(Answer::Degraded(decision)) => respond_with(output, id, &decision),
             Err(err) => {
                 respond_with_error(output, id, &err);
