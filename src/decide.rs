@@ -12,6 +12,7 @@ mod validate;
 use std::time::Instant;
 
 pub use encode::EncodedLen;
+pub(crate) use encode::{put_string, string_len};
 pub use error::DecideError;
 
 use crate::catalog::{ModelId, ModelSet};
@@ -60,9 +61,15 @@ pub fn decide(context: Context<'_>, request: &DecideRequest) -> Result<Decision,
     let started = Instant::now();
     let mut decision = verdict(context, request)?.to_decision();
     if let Some(receipt) = decision.receipt.as_mut() {
-        receipt.decide_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        receipt.decide_nanos = nanos_since(started);
     }
     Ok(decision)
+}
+
+/// Returns the nanoseconds since `started`, the unit of a receipt's
+/// `decide_nanos`, saturating at `u64::MAX`.
+pub fn nanos_since(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Decides which model `request` should go to, without building the wire

@@ -8,6 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message as _;
 use tonic::{Request, Response, Status};
 
+use crate::decide::{put_string, string_len};
 use crate::frame::FrameError;
 use crate::proto::router_server::Router;
 use crate::proto::{DecideRequest, Decision, GetPolicyRequest, PolicyInfo};
@@ -53,15 +54,9 @@ impl Responder for Canned {
         output: &mut BytesMut,
     ) -> Result<(), FrameError> {
         let request_id = &request.request_id;
-        let id_len = if request_id.is_empty() {
-            0
-        } else {
-            prost::encoding::string::encoded_len(REQUEST_ID_FIELD, request_id)
-        };
+        let id_len = string_len(REQUEST_ID_FIELD, request_id);
         respond_encoded(output, id, id_len + self.without_id.len(), |buf| {
-            if !request_id.is_empty() {
-                prost::encoding::string::encode(REQUEST_ID_FIELD, request_id, buf);
-            }
+            put_string(REQUEST_ID_FIELD, request_id, buf);
             buf.put_slice(&self.without_id);
         })
     }

@@ -151,14 +151,17 @@ fn enum_value(value: i32) -> u64 {
     i64::from(value) as u64
 }
 
-fn string_len(tag: u32, value: &str) -> usize {
+/// Returns the length of a string field, 0 when it is empty, because
+/// proto3 leaves an empty string out.
+pub(crate) fn string_len(tag: u32, value: &str) -> usize {
     if value.is_empty() {
         return 0;
     }
     key_len(tag) + encoded_len_varint(value.len() as u64) + value.len()
 }
 
-fn put_string(tag: u32, value: &str, buf: &mut impl BufMut) {
+/// Writes a string field, or nothing when it is empty.
+pub(crate) fn put_string(tag: u32, value: &str, buf: &mut impl BufMut) {
     if value.is_empty() {
         return;
     }

@@ -99,7 +99,7 @@ pub fn respond_encoded(
 }
 
 /// Appends a response frame with `decision`.
-pub fn respond_with(output: &mut BytesMut, id: u64, decision: &Decision) -> Result<(), FrameError> {
+fn respond_with(output: &mut BytesMut, id: u64, decision: &Decision) -> Result<(), FrameError> {
     frame::encode_message(
         output,
         Kind::Response,
@@ -110,7 +110,7 @@ pub fn respond_with(output: &mut BytesMut, id: u64, decision: &Decision) -> Resu
 }
 
 /// Appends an error frame with the gRPC status of `err`.
-pub fn respond_with_error(output: &mut BytesMut, id: u64, err: &DecideError) {
+fn respond_with_error(output: &mut BytesMut, id: u64, err: &DecideError) {
     let status = grpc::status(err);
     frame::encode_error(output, id, status.code(), status.message());
 }

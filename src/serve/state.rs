@@ -137,7 +137,7 @@ impl State {
         let result = catch_unwind(AssertUnwindSafe(|| decide::verdict(context, request)));
         match result {
             Ok(Ok(verdict)) => {
-                let decide_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let decide_nanos = decide::nanos_since(started);
                 super::decision_metrics::record_parts(
                     verdict.path(),
                     verdict.model(),
