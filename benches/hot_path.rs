@@ -67,7 +67,7 @@ fn requests() -> Vec<(&'static str, DecideRequest)> {
     ]
 }
 
-/// A decision context with the embedded classifier.
+/// Returns a decision context with the embedded classifier.
 fn context<'a>(policy: &'a Policy, limits: &'a Limits) -> Context<'a> {
     Context {
         policy,

@@ -2,11 +2,11 @@
 //! the summing of the rows that a batch of feature hashes selects.
 //!
 //! Rows are padded from [`OUTPUTS`] to 16 lanes of i16 and added in 16-bit
-//! lanes, [`ROWS_PER_I16_SUM`] rows at a time (the weights file bounds every
-//! value so that those sums cannot overflow), before each partial sum is
-//! widened to 32 bits. On x86-64 one row is two SSE2 additions; elsewhere
-//! the same sums are computed one lane at a time. A test checks that both
-//! agree.
+//! lanes, [`ROWS_PER_I16_SUM`] rows at a time, before each partial sum is
+//! widened to 32 bits. The weights file bounds every value so that those
+//! partial sums cannot overflow. On x86-64 one row is two SSE2 additions,
+//! and elsewhere the same sums are computed one lane at a time. A test
+//! checks that both agree.
 
 use super::weights::{OUTPUTS, ROWS_PER_I16_SUM};
 
@@ -114,7 +114,7 @@ mod sse2 {
             }
         }
 
-        /// The lanes, in order.
+        /// Returns the lanes, in order.
         #[cfg(test)]
         pub fn lanes(&self) -> [i16; LANES] {
             let mut lanes = [0; LANES];
@@ -132,7 +132,7 @@ mod sse2 {
         }
     }
 
-    /// The two 64-bit halves of a vector, low half first.
+    /// Returns the two 64-bit halves of a vector, low half first.
     #[target_feature(enable = "sse2")]
     fn words(vector: __m128i) -> [u64; 2] {
         [
@@ -144,8 +144,8 @@ mod sse2 {
     /// Widens the 8 i16 lanes of `vector` to two vectors of 4 i32 lanes.
     #[target_feature(enable = "sse2")]
     fn widen(vector: __m128i) -> [__m128i; 2] {
-        // Each i16 lands in the high half of an i32 lane; the arithmetic
-        // shift brings it down with its sign.
+        // Each i16 lands in the high half of an i32 lane, and the
+        // arithmetic shift brings it down with its sign.
         [
             _mm_srai_epi32(_mm_unpacklo_epi16(vector, vector), 16),
             _mm_srai_epi32(_mm_unpackhi_epi16(vector, vector), 16),

@@ -22,11 +22,11 @@ use crate::classify::features::{DENSE_COUNT, FEATURE_SET};
 use crate::task::TaskType;
 
 pub const MAGIC: [u8; 4] = *b"TRCW";
-/// Version 2 bounds the table values by [`TABLE_LIMIT`]; version 1 used the
-/// full i16 range.
+/// Version 2 bounds the table values by [`TABLE_LIMIT`], and version 1 used
+/// the full i16 range.
 pub const VERSION: u32 = 2;
 
-/// The largest magnitude of a table value. The classifier sums rows in
+/// The maximum magnitude of a table value. The classifier sums rows in
 /// 16-bit lanes, [`ROWS_PER_I16_SUM`] rows at a time, so the bound keeps
 /// those sums from overflowing.
 pub const TABLE_LIMIT: i16 = 2047;

@@ -1,6 +1,6 @@
 //! The pipeline's result, [`Verdict`], and its conversion to the wire
 //! [`Decision`] with a receipt. The conversion is where the answer's
-//! strings and lists are allocated; a verdict itself allocates nothing.
+//! strings and lists are allocated, and a verdict itself allocates nothing.
 
 use crate::catalog::ModelId;
 use crate::classify::Classification;
