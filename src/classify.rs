@@ -18,8 +18,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use crate::task::TaskType;
-use features::{DENSE_COUNT, Heads};
-use table::Table;
+use features::DENSE_COUNT;
+use table::{Sums, Table};
 pub use weights::WeightsError;
 use weights::{DIFFICULTY, OUTPUTS, Weights};
 
@@ -99,8 +99,7 @@ impl Classifier {
     /// [`features::HEAD_BYTES`]) and nothing is allocated: the logits are
     /// summed while the features are hashed.
     pub fn classify(&self, prompt: &str) -> Classification {
-        let mut sums = Sums::new(&self.table);
-        let dense = features::scan_batches(prompt, &mut sums);
+        let (sums, dense) = self.table.scan(prompt);
         let logits = self.logits(&sums, &dense);
         decide(&logits)
     }
@@ -108,7 +107,7 @@ impl Classifier {
     /// Combines the summed table rows with the biases and the numeric
     /// features. As in training, each head's sum is scaled by 1/sqrt of the
     /// number of features it read.
-    fn logits(&self, sums: &Sums<'_>, dense: &[f32; DENSE_COUNT]) -> [f32; OUTPUTS] {
+    fn logits(&self, sums: &Sums, dense: &[f32; DENSE_COUNT]) -> [f32; OUTPUTS] {
         let weights = &self.weights;
         let task_norm = 1.0 / ((sums.both_count + sums.task_only_count).max(1) as f32).sqrt();
         let difficulty_norm = 1.0 / (sums.both_count.max(1) as f32).sqrt();
@@ -127,42 +126,6 @@ impl Classifier {
             }
         }
         logits
-    }
-}
-
-/// The table rows summed so far, kept apart by the heads they feed, and
-/// the number of features behind each sum.
-struct Sums<'t> {
-    table: &'t Table,
-    both: [i32; OUTPUTS],
-    task_only: [i32; OUTPUTS],
-    both_count: u32,
-    task_only_count: u32,
-}
-
-impl<'t> Sums<'t> {
-    fn new(table: &'t Table) -> Self {
-        Sums {
-            table,
-            both: [0; OUTPUTS],
-            task_only: [0; OUTPUTS],
-            both_count: 0,
-            task_only_count: 0,
-        }
-    }
-}
-
-impl features::Sink for Sums<'_> {
-    fn add(&mut self, hashes: &[u32], heads: Heads) {
-        let batch = self.table.sum(hashes);
-        let (sums, count) = match heads {
-            Heads::Both => (&mut self.both, &mut self.both_count),
-            Heads::TaskOnly => (&mut self.task_only, &mut self.task_only_count),
-        };
-        for (sum, add) in sums.iter_mut().zip(batch) {
-            *sum += add;
-        }
-        *count += hashes.len() as u32;
     }
 }
 

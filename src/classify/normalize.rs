@@ -41,6 +41,8 @@ pub struct Block {
     /// Bytes that are a token of their own: punctuation, control bytes
     /// other than whitespace, and newlines.
     pub tokens: u16,
+    /// ASCII digits, which are also word bytes.
+    pub digits: u16,
 }
 
 /// Normalizes 16 bytes and classifies each of them.
@@ -64,9 +66,11 @@ pub fn normalize_bytewise(input: [u8; 16]) -> Block {
         bytes: [0; 16],
         words: 0,
         tokens: 0,
+        digits: 0,
     };
     for (i, &byte) in input.iter().enumerate() {
         block.bytes[i] = normal_of(byte);
+        block.digits |= u16::from(byte.is_ascii_digit()) << i;
         match class_of(byte) {
             Class::Word => block.words |= 1 << i,
             Class::Punct | Class::Newline => block.tokens |= 1 << i,
@@ -148,6 +152,7 @@ mod sse2 {
             bytes: out,
             words: _mm_movemask_epi8(word) as u16,
             tokens: _mm_movemask_epi8(token) as u16,
+            digits: _mm_movemask_epi8(digit) as u16,
         }
     }
 }
@@ -177,5 +182,6 @@ mod tests {
         // Tokens: \n , _ \x0b (vertical tab is not ASCII whitespace in
         // Rust) and the final period.
         assert_eq!(block.tokens, 0b1000_1100_0011_0000);
+        assert_eq!(block.digits, 0b0000_0000_0000_1000);
     }
 }

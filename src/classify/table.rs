@@ -1,56 +1,79 @@
 //! The hashed feature table in the layout that classification reads, and
-//! the summing of the rows that a batch of feature hashes selects.
+//! the sums of the rows that a prompt's features select.
 //!
 //! Rows are padded from [`OUTPUTS`] to 16 lanes of i16 and added in 16-bit
-//! lanes, [`ROWS_PER_I16_SUM`] rows at a time, before each partial sum is
-//! widened to 32 bits. The weights file bounds every value so that those
-//! partial sums cannot overflow. On x86-64 one row is two SSE2 additions,
-//! and elsewhere the same sums are computed one lane at a time. A test
-//! checks that both agree.
+//! lanes, at most [`ROWS_PER_I16_SUM`] rows at a time, before each partial
+//! sum is widened to 32 bits. The weights file bounds every value so that
+//! those partial sums cannot overflow. On x86-64 processors with AVX2 the
+//! whole scan is compiled for AVX2, and one row is one 256-bit addition.
+//! Elsewhere the same sums are computed one lane at a time. Tests check
+//! that both agree with a plain sum.
 
+use super::features::{self, DENSE_COUNT, Heads, SETTLE_AFTER};
 use super::weights::{OUTPUTS, ROWS_PER_I16_SUM};
 
 /// Lanes of a padded row: the outputs, then zeros.
 const LANES: usize = 16;
 
+const _: () = assert!(SETTLE_AFTER <= ROWS_PER_I16_SUM);
+
 /// A table of `2^b` padded rows.
 #[derive(Clone, Debug)]
 pub struct Table {
-    rows: Vec<Row>,
+    rows: Vec<Lanes>,
+    /// Whether this processor has the instructions of the AVX2 scan.
+    avx2: bool,
+}
+
+/// The sums of one prompt's table rows, kept apart by the heads they feed,
+/// and the number of features behind each sum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sums {
+    pub both: [i32; OUTPUTS],
+    pub task_only: [i32; OUTPUTS],
+    pub both_count: u32,
+    pub task_only_count: u32,
 }
 
 impl Table {
-    /// Pads `rows`, whose length is a power of two.
+    /// Pads `rows`.
+    ///
+    /// # Panics
+    ///
+    /// If the number of rows is not a power of two. Decoded weights always
+    /// have `2^bucket_bits` rows.
     pub fn new(rows: &[[i16; OUTPUTS]]) -> Table {
-        debug_assert!(rows.len().is_power_of_two());
+        // The scans index rows with a mask, and the AVX2 scan relies on
+        // this for memory safety.
+        assert!(rows.len().is_power_of_two(), "{} rows", rows.len());
         Table {
-            rows: rows.iter().map(Row::new).collect(),
+            rows: rows.iter().map(Lanes::new).collect(),
+            avx2: avx2::detected(),
         }
     }
 
-    /// Returns the sum of the rows selected by the low bits of each hash.
-    pub fn sum(&self, hashes: &[u32]) -> [i32; OUTPUTS] {
-        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-        #[allow(unsafe_code)]
-        // SAFETY: the function only needs SSE2, and the cfg above admits
-        // this code only into builds that enable SSE2 for every function.
-        unsafe {
-            sse2::sum(&self.rows, hashes)
+    /// Scans `prompt` and sums the rows of its features. Returns the sums
+    /// and the numeric features.
+    pub fn scan(&self, prompt: &str) -> (Sums, [f32; DENSE_COUNT]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            #[allow(unsafe_code)]
+            // SAFETY: `avx2` is set only when the processor has every
+            // feature that `avx2::scan` enables.
+            return unsafe { avx2::scan(&self.rows, prompt) };
         }
-        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-        {
-            sum_lanewise(&self.rows, hashes)
-        }
+        self.scan_lanewise(prompt)
+    }
+
+    /// Scans like [`Table::scan`] with the portable lane-by-lane sums.
+    fn scan_lanewise(&self, prompt: &str) -> (Sums, [f32; DENSE_COUNT]) {
+        let mut sink = LanewiseSink::new(&self.rows);
+        let dense = features::scan_batches(prompt, &mut sink);
+        (sink.finish(), dense)
     }
 }
 
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-type Row = sse2::Row;
-
-#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-type Row = Lanes;
-
-/// A padded row as plain lanes.
+/// A padded row as plain lanes, aligned for one 256-bit load.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(32))]
 struct Lanes([i16; LANES]);
@@ -63,123 +86,170 @@ impl Lanes {
     }
 }
 
-/// The portable version of [`Table::sum`].
-#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
-#[allow(clippy::needless_range_loop)]
-fn sum_lanewise(rows: &[Lanes], hashes: &[u32]) -> [i32; OUTPUTS] {
-    let mask = rows.len() - 1;
-    let mut sum = [0i32; OUTPUTS];
-    for chunk in hashes.chunks(ROWS_PER_I16_SUM) {
-        let mut part = [0i16; LANES];
-        for &hash in chunk {
-            let row = rows[hash as usize & mask].0;
-            for k in 0..LANES {
-                part[k] = part[k].wrapping_add(row[k]);
-            }
-        }
-        for k in 0..OUTPUTS {
-            sum[k] += i32::from(part[k]);
-        }
+/// Copies the output lanes of two sums per head into [`Sums`].
+fn sums_of(wide: &[[i32; LANES]; 2], counts: [u32; 2]) -> Sums {
+    let output_lanes = |lanes: &[i32; LANES]| {
+        let mut out = [0; OUTPUTS];
+        out.copy_from_slice(&lanes[..OUTPUTS]);
+        out
+    };
+    Sums {
+        both: output_lanes(&wide[Heads::Both.index()]),
+        task_only: output_lanes(&wide[Heads::TaskOnly.index()]),
+        both_count: counts[Heads::Both.index()],
+        task_only_count: counts[Heads::TaskOnly.index()],
     }
-    sum
 }
 
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-mod sse2 {
-    //! SSE2 is part of the x86-64 baseline. Each function enables it, so
-    //! the intrinsics are safe to call inside.
+/// The portable sink: partial sums in i16 lanes, folded into i32 lanes
+/// when the scan settles.
+struct LanewiseSink<'t> {
+    rows: &'t [Lanes],
+    part: [[i16; LANES]; 2],
+    wide: [[i32; LANES]; 2],
+    counts: [u32; 2],
+}
+
+impl<'t> LanewiseSink<'t> {
+    fn new(rows: &'t [Lanes]) -> Self {
+        LanewiseSink {
+            rows,
+            part: [[0; LANES]; 2],
+            wide: [[0; LANES]; 2],
+            counts: [0; 2],
+        }
+    }
+
+    fn finish(&self) -> Sums {
+        debug_assert!(self.part.iter().flatten().all(|&lane| lane == 0));
+        sums_of(&self.wide, self.counts)
+    }
+}
+
+impl features::Sink for LanewiseSink<'_> {
+    #[inline(always)]
+    fn add(&mut self, hash: u32, heads: Heads) {
+        let row = &self.rows[hash as usize & (self.rows.len() - 1)].0;
+        let part = &mut self.part[heads.index()];
+        for (sum, &value) in part.iter_mut().zip(row) {
+            *sum = sum.wrapping_add(value);
+        }
+        self.counts[heads.index()] += 1;
+    }
+
+    #[inline(always)]
+    fn settle(&mut self, heads: Heads) {
+        let part = &mut self.part[heads.index()];
+        for (sum, value) in self.wide[heads.index()].iter_mut().zip(part.iter()) {
+            *sum += i32::from(*value);
+        }
+        *part = [0; LANES];
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod avx2 {
+    pub fn detected() -> bool {
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    //! The scan compiled for AVX2, with its sums in 256-bit registers.
+    //! `scan` enables the features, and every function on the way to the
+    //! sink is inlined into it, so the sink's intrinsics run only inside
+    //! code compiled for them.
 
     use std::arch::x86_64::{
-        __m128i, _mm_add_epi16, _mm_add_epi32, _mm_cvtsi128_si64, _mm_set_epi16, _mm_setzero_si128,
-        _mm_srai_epi32, _mm_unpackhi_epi16, _mm_unpackhi_epi64, _mm_unpacklo_epi16,
+        __m256i, _mm256_add_epi16, _mm256_add_epi32, _mm256_castsi256_si128, _mm256_cvtepi16_epi32,
+        _mm256_extracti128_si256, _mm256_load_si256, _mm256_setzero_si256, _mm256_storeu_si256,
     };
 
-    use super::{LANES, Lanes, OUTPUTS, ROWS_PER_I16_SUM};
+    use super::{DENSE_COUNT, Heads, LANES, Lanes, Sums, features, sums_of};
 
-    /// A padded row as two vectors of 8 lanes.
-    #[derive(Clone, Copy, Debug)]
-    #[repr(C, align(32))]
-    pub struct Row([__m128i; 2]);
+    /// Returns whether this processor has every feature that [`scan`]
+    /// enables.
+    pub fn detected() -> bool {
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("bmi1")
+            && std::arch::is_x86_feature_detected!("bmi2")
+            && std::arch::is_x86_feature_detected!("lzcnt")
+            && std::arch::is_x86_feature_detected!("popcnt")
+    }
 
-    impl Row {
-        pub fn new(row: &[i16; OUTPUTS]) -> Row {
-            let Lanes(l) = Lanes::new(row);
-            // SAFETY: SSE2 is enabled for every function in this build.
-            #[allow(unsafe_code)]
-            unsafe {
-                Row([
-                    _mm_set_epi16(l[7], l[6], l[5], l[4], l[3], l[2], l[1], l[0]),
-                    _mm_set_epi16(l[15], l[14], l[13], l[12], l[11], l[10], l[9], l[8]),
-                ])
-            }
-        }
+    /// Partial sums per head in 16 i16 lanes, and their widened totals in
+    /// two vectors of 8 i32 lanes.
+    struct Avx2Sink<'t> {
+        rows: &'t [Lanes],
+        mask: usize,
+        part: [__m256i; 2],
+        wide: [[__m256i; 2]; 2],
+        counts: [u32; 2],
+    }
 
-        /// Returns the lanes, in order.
-        #[cfg(test)]
-        pub fn lanes(&self) -> [i16; LANES] {
-            let mut lanes = [0; LANES];
-            for (half, vector) in self.0.iter().enumerate() {
-                // SAFETY: SSE2 is enabled for every function in this build.
+    /// Scans `prompt` with the sums in AVX2 registers. `rows.len()` is a
+    /// power of two.
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+    pub fn scan(rows: &[Lanes], prompt: &str) -> (Sums, [f32; DENSE_COUNT]) {
+        let zero = _mm256_setzero_si256();
+        let mut sink = Avx2Sink {
+            rows,
+            mask: rows.len() - 1,
+            part: [zero; 2],
+            wide: [[zero; 2]; 2],
+            counts: [0; 2],
+        };
+        let dense = features::scan_batches(prompt, &mut sink);
+
+        let mut wide = [[0i32; LANES]; 2];
+        for (lanes, halves) in wide.iter_mut().zip(&sink.wide) {
+            for (half, vector) in lanes.chunks_exact_mut(8).zip(halves) {
                 #[allow(unsafe_code)]
-                let words = unsafe { words(*vector) };
-                for (i, word) in words.iter().enumerate() {
-                    for j in 0..4 {
-                        lanes[half * 8 + i * 4 + j] = (word >> (16 * j)) as i16;
-                    }
+                // SAFETY: `half` has room for the 8 lanes of 4 bytes that
+                // the unaligned store writes.
+                unsafe {
+                    _mm256_storeu_si256(half.as_mut_ptr().cast(), *vector);
                 }
             }
-            lanes
         }
+        (sums_of(&wide, sink.counts), dense)
     }
 
-    /// Returns the two 64-bit halves of a vector, low half first.
-    #[target_feature(enable = "sse2")]
-    fn words(vector: __m128i) -> [u64; 2] {
-        [
-            _mm_cvtsi128_si64(vector) as u64,
-            _mm_cvtsi128_si64(_mm_unpackhi_epi64(vector, vector)) as u64,
-        ]
-    }
-
-    /// Widens the 8 i16 lanes of `vector` to two vectors of 4 i32 lanes.
-    #[target_feature(enable = "sse2")]
-    fn widen(vector: __m128i) -> [__m128i; 2] {
-        // Each i16 lands in the high half of an i32 lane, and the
-        // arithmetic shift brings it down with its sign.
-        [
-            _mm_srai_epi32(_mm_unpacklo_epi16(vector, vector), 16),
-            _mm_srai_epi32(_mm_unpackhi_epi16(vector, vector), 16),
-        ]
-    }
-
-    #[target_feature(enable = "sse2")]
-    pub fn sum(rows: &[Row], hashes: &[u32]) -> [i32; OUTPUTS] {
-        let mask = rows.len() - 1;
-        let mut wide = [_mm_setzero_si128(); LANES / 4];
-        for chunk in hashes.chunks(ROWS_PER_I16_SUM) {
-            let mut low = _mm_setzero_si128();
-            let mut high = _mm_setzero_si128();
-            for &hash in chunk {
-                let Row([row_low, row_high]) = rows[hash as usize & mask];
-                low = _mm_add_epi16(low, row_low);
-                high = _mm_add_epi16(high, row_high);
+    impl features::Sink for Avx2Sink<'_> {
+        #[inline(always)]
+        fn add(&mut self, hash: u32, heads: Heads) {
+            let index = hash as usize & self.mask;
+            debug_assert!(index < self.rows.len());
+            let part = &mut self.part[heads.index()];
+            #[allow(unsafe_code)]
+            // SAFETY: `mask` is the table length minus one, and the length
+            // is a power of two, so `index` is in bounds. A row is aligned
+            // to 32 bytes for the aligned load. The sink exists only inside
+            // `scan`, which enables AVX2, and this function is inlined
+            // into it.
+            unsafe {
+                let row = self.rows.get_unchecked(index);
+                let row = _mm256_load_si256((row as *const Lanes).cast());
+                *part = _mm256_add_epi16(*part, row);
             }
-            let [a, b] = widen(low);
-            let [c, d] = widen(high);
-            for (total, part) in wide.iter_mut().zip([a, b, c, d]) {
-                *total = _mm_add_epi32(*total, part);
+            self.counts[heads.index()] += 1;
+        }
+
+        #[inline(always)]
+        fn settle(&mut self, heads: Heads) {
+            let part = &mut self.part[heads.index()];
+            let wide = &mut self.wide[heads.index()];
+            #[allow(unsafe_code)]
+            // SAFETY: as in `add`, this runs only inside `scan`.
+            unsafe {
+                let low = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(*part));
+                let high = _mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(*part));
+                wide[0] = _mm256_add_epi32(wide[0], low);
+                wide[1] = _mm256_add_epi32(wide[1], high);
+                *part = _mm256_setzero_si256();
             }
         }
-        let mut sum = [0i32; LANES];
-        for (quarter, vector) in wide.iter().enumerate() {
-            for (i, word) in words(*vector).iter().enumerate() {
-                sum[quarter * 4 + i * 2] = *word as i32;
-                sum[quarter * 4 + i * 2 + 1] = (word >> 32) as i32;
-            }
-        }
-        let mut out = [0; OUTPUTS];
-        out.copy_from_slice(&sum[..OUTPUTS]);
-        out
     }
 }
 
@@ -202,41 +272,65 @@ mod tests {
             .collect()
     }
 
-    fn reference(rows: &[[i16; OUTPUTS]], hashes: &[u32]) -> [i32; OUTPUTS] {
-        let mut sum = [0i32; OUTPUTS];
-        for &hash in hashes {
+    /// Sums the rows of the features that `features::scan` reports one
+    /// at a time, in i32.
+    fn reference(rows: &[[i16; OUTPUTS]], prompt: &str) -> (Sums, [f32; DENSE_COUNT]) {
+        let mut sums = Sums {
+            both: [0; OUTPUTS],
+            task_only: [0; OUTPUTS],
+            both_count: 0,
+            task_only_count: 0,
+        };
+        let dense = features::scan(prompt, |hash, heads| {
             let row = &rows[hash as usize & (rows.len() - 1)];
+            let (sum, count) = match heads {
+                Heads::Both => (&mut sums.both, &mut sums.both_count),
+                Heads::TaskOnly => (&mut sums.task_only, &mut sums.task_only_count),
+            };
             for (total, &value) in sum.iter_mut().zip(row) {
                 *total += i32::from(value);
             }
-        }
-        sum
+            *count += 1;
+        });
+        (sums, dense)
+    }
+
+    fn prompts() -> Vec<String> {
+        vec![
+            String::new(),
+            "hi".to_owned(),
+            "Write a Rust function that merges two sorted vectors.".to_owned(),
+            "fn main() { let x = [1, 2, 3]; println!(\"{x:?}\"); }\n".repeat(20),
+            "!!!???...;;;".repeat(100),
+            "caf\u{e9} na\u{ef}ve \u{65e5}\u{672c}\u{8a9e} 12345 ".repeat(40),
+            "antidisestablishmentarianism ".repeat(300),
+            "word ".repeat(2_000),
+        ]
     }
 
     #[test]
-    fn sums_match_a_plain_sum() {
-        let rows = extreme_rows(8);
+    fn scan_matches_plain_sum() {
+        let rows = extreme_rows(10);
         let table = Table::new(&rows);
-        // Every row three times in a row gives long runs of the same sign.
-        let hashes: Vec<u32> = (0..3 * 256u32).map(|i| i / 3 + 0x1_0000 * i).collect();
-        for len in [0, 1, 15, 16, 17, 63, 64, 65, hashes.len()] {
-            assert_eq!(
-                table.sum(&hashes[..len]),
-                reference(&rows, &hashes[..len]),
-                "{len} hashes"
-            );
+        for prompt in prompts() {
+            let expected = reference(&rows, &prompt);
+            let head = &prompt[..prompt.len().min(40)];
+            assert_eq!(table.scan(&prompt), expected, "prompt {head:?}");
+            assert_eq!(table.scan_lanewise(&prompt), expected, "prompt {head:?}");
         }
     }
 
     #[test]
-    fn runs_at_the_limit_do_not_overflow() {
-        let mut rows = vec![[0i16; OUTPUTS]; 256];
-        rows[3] = [TABLE_LIMIT; OUTPUTS];
-        rows[4] = [-TABLE_LIMIT; OUTPUTS];
-        let table = Table::new(&rows);
-        for hash in [3u32, 4] {
-            let hashes = vec![hash; 200];
-            assert_eq!(table.sum(&hashes), reference(&rows, &hashes));
+    fn rows_at_the_limit_do_not_overflow() {
+        for value in [TABLE_LIMIT, -TABLE_LIMIT] {
+            let rows = vec![[value; OUTPUTS]; 256];
+            let table = Table::new(&rows);
+            for prompt in prompts() {
+                let expected = reference(&rows, &prompt);
+                let head = &prompt[..prompt.len().min(40)];
+                assert_eq!(table.scan(&prompt), expected, "{value} {head:?}");
+                assert_eq!(table.scan_lanewise(&prompt), expected, "{value} {head:?}");
+            }
         }
     }
 
@@ -245,17 +339,8 @@ mod tests {
         let rows = extreme_rows(8);
         let table = Table::new(&rows);
         for (row, padded) in rows.iter().zip(&table.rows) {
-            let lanes = padded.lanes();
-            assert_eq!(&lanes[..OUTPUTS], row);
-            assert!(lanes[OUTPUTS..].iter().all(|&v| v == 0));
+            assert_eq!(&padded.0[..OUTPUTS], row);
+            assert!(padded.0[OUTPUTS..].iter().all(|&v| v == 0));
         }
-    }
-
-    #[test]
-    fn lanewise_sum_agrees() {
-        let rows = extreme_rows(8);
-        let lanes: Vec<Lanes> = rows.iter().map(Lanes::new).collect();
-        let hashes: Vec<u32> = (0..500u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
-        assert_eq!(sum_lanewise(&lanes, &hashes), reference(&rows, &hashes));
     }
 }

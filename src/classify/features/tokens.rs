@@ -1,0 +1,127 @@
+//! Token features: unigrams, bigrams with the previous token, and copies
+//! of the first and last tokens tagged with their position and region.
+//! Tokens are words and single punctuation bytes or newlines, found from
+//! the masks of a [`Text`] with one bit scan per token rather than a branch
+//! per byte.
+
+use super::{Heads, SETTLE_AFTER, Sink, Text, bucket_hash, mix};
+
+const SALT_UNIGRAM: u64 = 0x517c_c1b7_2722_0a95;
+const SALT_BIGRAM: u64 = 0x2f1c_9a3e_55d0_7b13;
+const SALT_FIRST: u64 = 0x3c6e_f372_fe94_f82b;
+const SALT_LAST: u64 = 0x1f83_d9ab_fb41_bd6b;
+const SALT_HEAD_REGION: u64 = 0x5be0_cd19_137e_2179;
+const SALT_TAIL_REGION: u64 = 0x9b05_688c_2b3e_6c1f;
+
+const MULTIPLY: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// Number of leading and trailing tokens that also get a position-tagged
+/// feature.
+const EDGE_TOKENS: usize = 3;
+
+/// Number of leading and trailing tokens that also get a feature tagged
+/// with their region (instructions tend to sit at either end of a prompt).
+const REGION_TOKENS: usize = 12;
+
+/// Size of the ring of last tokens: a power of two, so the index is a
+/// mask, and at least [`REGION_TOKENS`].
+const LAST_RING: usize = REGION_TOKENS.next_power_of_two();
+
+/// The maximum number of features one token emits: a unigram, a bigram,
+/// and a position- and a region-tagged copy.
+const PER_TOKEN: usize = 4;
+
+/// Tokens between two settles of the sink, so that no more than
+/// [`SETTLE_AFTER`] features come between them.
+const TOKENS_PER_SETTLE: usize = SETTLE_AFTER / PER_TOKEN;
+
+/// Tail tokens between two settles: each emits at most two features.
+const TAIL_TOKENS_PER_SETTLE: usize = SETTLE_AFTER / 2;
+
+/// Calls `visit` with the span `start..end` of every token in order, and
+/// whether it is a word.
+#[inline(always)]
+pub(super) fn for_each_token<const N: usize>(
+    text: &Text<N>,
+    mut visit: impl FnMut(usize, usize, bool),
+) {
+    let mut carry = 0u64;
+    for index in 0..text.len.div_ceil(64) {
+        let words = text.words[index];
+        let not_words = !words;
+        let mut starts = (words & !((words << 1) | carry)) | text.tokens[index];
+        carry = words >> 63;
+        while starts != 0 {
+            let bit = starts.trailing_zeros();
+            starts &= starts - 1;
+            let start = index * 64 + bit as usize;
+            // The first clear word bit at or after the start ends the
+            // token. A punctuation byte's own bit is clear, so the span
+            // would be empty, and the maximum makes it one byte without a
+            // branch on the token kind, which is hard to predict.
+            let rest = not_words >> bit;
+            let end = if rest != 0 {
+                start + rest.trailing_zeros() as usize
+            } else {
+                text.word_end(index + 1)
+            };
+            let end = end.max(start + 1);
+            visit(start, end, words >> bit & 1 == 1);
+        }
+    }
+}
+
+/// Emits the features of every token of `text` into `sink`.
+#[inline(always)]
+pub(super) fn emit<const N: usize, S: Sink>(text: &Text<N>, sink: &mut S) {
+    let mut previous = 0u64;
+    let mut count = 0usize;
+    let mut last = [0u64; LAST_RING];
+    for_each_token(text, |start, end, _| {
+        let token = text.word_hash(start, end);
+        sink.add(bucket_hash(token ^ SALT_UNIGRAM), Heads::Both);
+        let pair = previous.rotate_left(23).wrapping_mul(MULTIPLY) ^ token;
+        sink.add(bucket_hash(pair ^ SALT_BIGRAM), Heads::Both);
+        if count < REGION_TOKENS {
+            emit_head_region(token, count, sink);
+        }
+        last[count % LAST_RING] = token;
+        previous = token;
+        count += 1;
+        if count.is_multiple_of(TOKENS_PER_SETTLE) {
+            sink.settle(Heads::Both);
+        }
+    });
+    sink.settle(Heads::Both);
+    emit_tail_region(&last, count, sink);
+}
+
+/// Emits the position- and region-tagged copies of the token at
+/// `position` from the start.
+#[inline(always)]
+fn emit_head_region<S: Sink>(token: u64, position: usize, sink: &mut S) {
+    if position < EDGE_TOKENS {
+        let tagged = token ^ SALT_FIRST.wrapping_mul(position as u64 + 1);
+        sink.add(mix(tagged), Heads::Both);
+    }
+    sink.add(mix(token ^ SALT_HEAD_REGION), Heads::Both);
+}
+
+/// Emits position- and region-tagged copies of the last tokens. Their
+/// hashes are in the ring `last`, indexed by token count.
+#[inline(always)]
+fn emit_tail_region<S: Sink>(last: &[u64; LAST_RING], count: usize, sink: &mut S) {
+    let known = count.min(REGION_TOKENS);
+    for position in 0..known {
+        let token = last[(count - 1 - position) % LAST_RING];
+        if position < EDGE_TOKENS {
+            let tagged = token ^ SALT_LAST.wrapping_mul(position as u64 + 1);
+            sink.add(mix(tagged), Heads::Both);
+        }
+        sink.add(mix(token ^ SALT_TAIL_REGION), Heads::Both);
+        if (position + 1).is_multiple_of(TAIL_TOKENS_PER_SETTLE) {
+            sink.settle(Heads::Both);
+        }
+    }
+    sink.settle(Heads::Both);
+}
