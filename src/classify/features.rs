@@ -51,7 +51,7 @@ pub enum Heads {
 }
 
 impl Heads {
-    /// A dense index, for sinks that keep one sum per value.
+    /// Returns a dense index, for sinks that keep one sum per value.
     pub const fn index(self) -> usize {
         match self {
             Heads::Both => 0,
@@ -72,7 +72,24 @@ pub trait Sink {
     fn settle(&mut self, heads: Heads) {
         let _ = heads;
     }
+
+    /// Adds the [`SETTLE_AFTER`] character n-grams that start at the first
+    /// bytes of `block`, which feed [`Heads::TaskOnly`], as calls of
+    /// [`Sink::add`] with [`char_gram_hash`] would. A sink may hash them
+    /// several at a time instead.
+    fn add_char_grams(&mut self, block: &CharBlock) {
+        for offset in 0..SETTLE_AFTER {
+            let gram = le_u64(&block[offset..offset + 8]);
+            self.add(char_gram_hash(gram), Heads::TaskOnly);
+        }
+    }
 }
+
+/// The bytes behind one block of character n-grams: [`SETTLE_AFTER`]
+/// n-grams, and room for a sink to read them 16 bytes at a time.
+pub type CharBlock = [u8; CHAR_BLOCK_BYTES];
+
+pub const CHAR_BLOCK_BYTES: usize = SETTLE_AFTER + 8;
 
 /// Adapts a closure called once per feature to [`Sink`].
 struct EachFeature<F>(F);
@@ -98,10 +115,12 @@ const FULL_CAPACITY: usize = (HEAD_BYTES + 1 + TAIL_BYTES + PADDING).next_multip
 /// Number of 64-bit mask words that cover [`FULL_CAPACITY`] bytes.
 const MASK_WORDS: usize = FULL_CAPACITY.div_ceil(64);
 
-const SALT_CHARS: u64 = 0x6a09_e667_f3bc_c909;
+/// Salt and multiplier of the character n-gram hash. Vector code computes
+/// the same hash, so it needs them too.
+pub const CHAR_SALT: u64 = 0x6a09_e667_f3bc_c909;
+pub const CHAR_MULTIPLY: u64 = 0x9e37_79b9_7f4a_7c15;
 const SALT_WORD: u64 = 0xa409_3822_299f_31d0;
 
-const MULTIPLY: u64 = 0x9e37_79b9_7f4a_7c15;
 const MULTIPLY_WORD: u64 = 0xff51_afd7_ed55_8ccd;
 
 /// Maps a 64-bit value to a well-mixed 32-bit hash (a multiply-xorshift
@@ -116,12 +135,13 @@ pub fn mix(value: u64) -> u32 {
     x as u32
 }
 
-/// Hashes a value that is already well mixed, or a short one such as a
-/// character 5-gram, with one multiply: the high half of the product
-/// depends on every input bit.
+/// Mixes the first `len` bytes (at most 8 count) of the little-endian
+/// `bytes` into a word hash.
 #[inline(always)]
-fn bucket_hash(value: u64) -> u32 {
-    (value.wrapping_mul(MULTIPLY) >> 32) as u32
+fn mix_word(hash: u64, bytes: u64, len: usize) -> u64 {
+    let keep = u64::MAX >> (64 - 8 * len.min(8));
+    let hash = (hash ^ (bytes & keep)).wrapping_mul(MULTIPLY_WORD);
+    hash ^ (hash >> 29)
 }
 
 /// Returns the parts of `prompt` that are read: the whole prompt, or its
@@ -228,22 +248,28 @@ impl<const N: usize> Text<N> {
         0
     }
 
-    /// Hashes the word in `start..end`, 8 bytes per multiply. The loop
-    /// tests its end only after the first 8 bytes, because most words are
-    /// that short. `end` is greater than `start`.
+    /// Hashes the word in `start..end`, 8 bytes per multiply. Most words
+    /// fit in the first 8 bytes, so longer ones take a separate loop.
+    /// `end` is greater than `start`.
     #[inline(always)]
     fn word_hash(&self, start: usize, end: usize) -> u64 {
-        let mut hash = SALT_WORD ^ (end - start) as u64;
-        let mut at = start;
-        loop {
-            let keep = u64::MAX >> (64 - 8 * (end - at).min(8));
-            hash = (hash ^ (self.load(at) & keep)).wrapping_mul(MULTIPLY_WORD);
-            hash ^= hash >> 29;
-            at += 8;
-            if at >= end {
-                return hash;
-            }
+        let len = end - start;
+        let mut hash = mix_word(SALT_WORD ^ len as u64, self.load(start), len);
+        if len > 8 {
+            hash = self.word_hash_rest(hash, start + 8, end);
         }
+        hash
+    }
+
+    /// Continues [`Text::word_hash`] from `at` for words longer than 8
+    /// bytes.
+    #[inline(never)]
+    fn word_hash_rest(&self, mut hash: u64, mut at: usize, end: usize) -> u64 {
+        while at < end {
+            hash = mix_word(hash, self.load(at), end - at);
+            at += 8;
+        }
+        hash
     }
 
     /// Counts the words, their bytes and the numbers (words that end with
@@ -315,29 +341,27 @@ fn scan_into<const N: usize, S: Sink>(prompt: &[u8], sink: &mut S) -> [f32; DENS
     counts.dense(prompt.len(), last_visible.unwrap_or(b' '))
 }
 
-/// Hashes the character n-gram in the low bytes of `bytes`.
+/// Hashes the character 5-gram in the low 5 bytes of the little-endian
+/// `bytes`: the high half of one 64-bit product.
 #[inline(always)]
-fn char_gram_hash(bytes: u64) -> u32 {
+pub fn char_gram_hash(bytes: u64) -> u32 {
     let keep = u64::MAX >> (64 - 8 * CHAR_GRAM);
-    bucket_hash((bytes & keep) ^ SALT_CHARS)
+    (((bytes & keep) ^ CHAR_SALT).wrapping_mul(CHAR_MULTIPLY) >> 32) as u32
 }
 
 /// Emits the character n-gram starting at each byte, settling the sink
 /// after every [`SETTLE_AFTER`] of them.
 #[inline(always)]
 fn emit_char_grams<const N: usize, S: Sink>(text: &Text<N>, sink: &mut S) {
-    // The bytes that the 8-byte loads of one block of grams cover.
-    const BLOCK_BYTES: usize = SETTLE_AFTER + 7;
     let grams = text.len.saturating_sub(CHAR_GRAM - 1);
     let mut start = 0;
     while start + SETTLE_AFTER <= grams {
-        // A slice of constant length, so the loads below need no bounds
-        // checks. The padding keeps it inside the buffer.
-        let block = &text.bytes[start..start + BLOCK_BYTES];
-        for offset in 0..SETTLE_AFTER {
-            let gram = le_u64(&block[offset..offset + 8]);
-            sink.add(char_gram_hash(gram), Heads::TaskOnly);
-        }
+        // The block ends at most 4 bytes past the text, inside the
+        // padding, so it is always there. The loop below would take over.
+        let Some(block) = text.bytes[start..].first_chunk::<CHAR_BLOCK_BYTES>() else {
+            break;
+        };
+        sink.add_char_grams(block);
         sink.settle(Heads::TaskOnly);
         start += SETTLE_AFTER;
     }
@@ -601,5 +625,40 @@ mod tests {
     fn empty_prompt_has_no_features() {
         assert!(hashes("").is_empty());
         assert!(scan("", |_, _| {}).iter().all(|v| v.is_finite()));
+    }
+
+    /// Folds the feature hashes and numeric features of `prompts` into one
+    /// value.
+    fn fingerprint(prompts: &[&str]) -> u64 {
+        let mut state = 0xcbf2_9ce4_8422_2325u64;
+        let mut fold = |value: u64| state = (state ^ value).wrapping_mul(0x0100_0000_01b3);
+        for prompt in prompts {
+            let mut hashes = Vec::new();
+            let dense = scan(prompt, |hash, heads| hashes.push((hash, heads)));
+            for (hash, heads) in hashes {
+                fold(u64::from(hash) << 1 | u64::from(heads == Heads::Both));
+            }
+            for value in dense {
+                fold(u64::from(value.to_bits()));
+            }
+        }
+        state
+    }
+
+    #[test]
+    fn features_are_stable() {
+        // The compiled-in weights were trained on these features. A change
+        // here must come with a new FEATURE_SET and retrained weights.
+        let long = "Explain step 12 of the proof: x^2 + 3x = 40. ".repeat(150);
+        let prompts = [
+            "",
+            "hi",
+            "Write a Python function that sorts a list of 10000 numbers.",
+            "fn main() {\n    let v = vec![1, 2, 3];\n    println!(\"{v:?}\");\n}",
+            "R\u{e9}sume ce texte en deux phrases, s'il te pla\u{ee}t?",
+            "antidisestablishmentarianism supercalifragilistic 2024-01-01T10:00",
+            &long,
+        ];
+        assert_eq!(fingerprint(&prompts), 4_989_302_827_443_688_396);
     }
 }

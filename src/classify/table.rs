@@ -86,8 +86,27 @@ impl Lanes {
     }
 }
 
+/// Feature counts per head. They are separate fields rather than an array
+/// indexed by head, because the compiler packs such an array into one
+/// register and then spends instructions on every update.
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    both: u32,
+    task_only: u32,
+}
+
+impl Counts {
+    #[inline(always)]
+    fn add_one(&mut self, heads: Heads) {
+        match heads {
+            Heads::Both => self.both += 1,
+            Heads::TaskOnly => self.task_only += 1,
+        }
+    }
+}
+
 /// Copies the output lanes of two sums per head into [`Sums`].
-fn sums_of(wide: &[[i32; LANES]; 2], counts: [u32; 2]) -> Sums {
+fn sums_of(wide: &[[i32; LANES]; 2], counts: Counts) -> Sums {
     let output_lanes = |lanes: &[i32; LANES]| {
         let mut out = [0; OUTPUTS];
         out.copy_from_slice(&lanes[..OUTPUTS]);
@@ -96,8 +115,8 @@ fn sums_of(wide: &[[i32; LANES]; 2], counts: [u32; 2]) -> Sums {
     Sums {
         both: output_lanes(&wide[Heads::Both.index()]),
         task_only: output_lanes(&wide[Heads::TaskOnly.index()]),
-        both_count: counts[Heads::Both.index()],
-        task_only_count: counts[Heads::TaskOnly.index()],
+        both_count: counts.both,
+        task_only_count: counts.task_only,
     }
 }
 
@@ -107,7 +126,7 @@ struct LanewiseSink<'t> {
     rows: &'t [Lanes],
     part: [[i16; LANES]; 2],
     wide: [[i32; LANES]; 2],
-    counts: [u32; 2],
+    counts: Counts,
 }
 
 impl<'t> LanewiseSink<'t> {
@@ -116,7 +135,7 @@ impl<'t> LanewiseSink<'t> {
             rows,
             part: [[0; LANES]; 2],
             wide: [[0; LANES]; 2],
-            counts: [0; 2],
+            counts: Counts::default(),
         }
     }
 
@@ -134,7 +153,7 @@ impl features::Sink for LanewiseSink<'_> {
         for (sum, &value) in part.iter_mut().zip(row) {
             *sum = sum.wrapping_add(value);
         }
-        self.counts[heads.index()] += 1;
+        self.counts.add_one(heads);
     }
 
     #[inline(always)]
@@ -162,11 +181,21 @@ mod avx2 {
     //! code compiled for them.
 
     use std::arch::x86_64::{
-        __m256i, _mm256_add_epi16, _mm256_add_epi32, _mm256_castsi256_si128, _mm256_cvtepi16_epi32,
-        _mm256_extracti128_si256, _mm256_load_si256, _mm256_setzero_si256, _mm256_storeu_si256,
+        __m256i, _mm_loadu_si128, _mm256_add_epi16, _mm256_add_epi32, _mm256_and_si256,
+        _mm256_blend_epi32, _mm256_broadcastsi128_si256, _mm256_castsi256_si128,
+        _mm256_cvtepi16_epi32, _mm256_extracti128_si256, _mm256_load_si256, _mm256_mul_epu32,
+        _mm256_mullo_epi32, _mm256_set1_epi32, _mm256_setr_epi8, _mm256_setzero_si256,
+        _mm256_shuffle_epi8, _mm256_slli_epi32, _mm256_srli_epi64, _mm256_storeu_si256,
+        _mm256_xor_si256,
     };
 
-    use super::{DENSE_COUNT, Heads, LANES, Lanes, Sums, features, sums_of};
+    use super::features::{CHAR_MULTIPLY, CHAR_SALT, CharBlock, SETTLE_AFTER};
+    use super::{Counts, DENSE_COUNT, Heads, LANES, Lanes, Sums, features, sums_of};
+
+    /// Byte offset of a row from the start of the table: its index times
+    /// the row size.
+    const ROW_SHIFT: i32 = 5;
+    const _: () = assert!(size_of::<Lanes>() == 1 << ROW_SHIFT);
 
     /// Returns whether this processor has every feature that [`scan`]
     /// enables.
@@ -178,6 +207,20 @@ mod avx2 {
             && std::arch::is_x86_feature_detected!("popcnt")
     }
 
+    /// Returns the low and the high half of `value`, each in all eight
+    /// 32-bit lanes.
+    #[inline(always)]
+    fn halves(value: u64) -> [__m256i; 2] {
+        #[allow(unsafe_code)]
+        // SAFETY: as in `Avx2Sink::add`, this runs only inside `scan`.
+        unsafe {
+            [
+                _mm256_set1_epi32(value as u32 as i32),
+                _mm256_set1_epi32((value >> 32) as u32 as i32),
+            ]
+        }
+    }
+
     /// Partial sums per head in 16 i16 lanes, and their widened totals in
     /// two vectors of 8 i32 lanes.
     struct Avx2Sink<'t> {
@@ -185,7 +228,7 @@ mod avx2 {
         mask: usize,
         part: [__m256i; 2],
         wide: [[__m256i; 2]; 2],
-        counts: [u32; 2],
+        counts: Counts,
     }
 
     /// Scans `prompt` with the sums in AVX2 registers. `rows.len()` is a
@@ -198,7 +241,7 @@ mod avx2 {
             mask: rows.len() - 1,
             part: [zero; 2],
             wide: [[zero; 2]; 2],
-            counts: [0; 2],
+            counts: Counts::default(),
         };
         let dense = features::scan_batches(prompt, &mut sink);
 
@@ -233,7 +276,66 @@ mod avx2 {
                 let row = _mm256_load_si256((row as *const Lanes).cast());
                 *part = _mm256_add_epi16(*part, row);
             }
-            self.counts[heads.index()] += 1;
+            self.counts.add_one(heads);
+        }
+
+        /// Hashes the n-grams 8 at a time, in 32-bit lanes, as
+        /// [`features::char_gram_hash`] does, and adds their rows.
+        #[inline(always)]
+        fn add_char_grams(&mut self, block: &CharBlock) {
+            #[allow(unsafe_code)]
+            // SAFETY: the loads read 16 bytes at offsets 0 and 8 of the
+            // 24-byte block. Every row offset is masked to the table, whose
+            // rows are 32-byte aligned. As in `add`, this runs only inside
+            // `scan`.
+            unsafe {
+                // Byte `i + k` of the 16 loaded bytes into byte `k` of
+                // 32-bit lane `i`, for the first four bytes of the gram at
+                // offset `i` (`low_bytes`) and for its fifth byte (`high_byte`). Lanes
+                // 4 to 7 read the upper copy of the broadcast bytes.
+                let low_bytes = _mm256_setr_epi8(
+                    0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6, //
+                    4, 5, 6, 7, 5, 6, 7, 8, 6, 7, 8, 9, 7, 8, 9, 10,
+                );
+                let high_byte = _mm256_setr_epi8(
+                    4, -1, -1, -1, 5, -1, -1, -1, 6, -1, -1, -1, 7, -1, -1, -1, //
+                    8, -1, -1, -1, 9, -1, -1, -1, 10, -1, -1, -1, 11, -1, -1, -1,
+                );
+                let row_mask = _mm256_set1_epi32(self.mask as i32);
+                let base = self.rows.as_ptr().cast::<u8>();
+                // The hash is bits 32 to 63 of (gram ^ salt) * multiplier.
+                // With x and m split into 32-bit halves, those bits are
+                // the high half of x_low * m_low, plus the low halves of
+                // x_low * m_high and x_high * m_low.
+                let [salt_low, salt_high] = halves(CHAR_SALT);
+                let [multiply_low, multiply_high] = halves(CHAR_MULTIPLY);
+                for half in 0..SETTLE_AFTER / 8 {
+                    let bytes = _mm_loadu_si128(block.as_ptr().add(8 * half).cast());
+                    let bytes = _mm256_broadcastsi128_si256(bytes);
+                    let x_low = _mm256_xor_si256(_mm256_shuffle_epi8(bytes, low_bytes), salt_low);
+                    let x_high = _mm256_xor_si256(_mm256_shuffle_epi8(bytes, high_byte), salt_high);
+                    let even = _mm256_mul_epu32(x_low, multiply_low);
+                    let odd = _mm256_mul_epu32(_mm256_srli_epi64::<32>(x_low), multiply_low);
+                    let carried =
+                        _mm256_blend_epi32::<0b1010_1010>(_mm256_srli_epi64::<32>(even), odd);
+                    let hash = _mm256_add_epi32(
+                        carried,
+                        _mm256_add_epi32(
+                            _mm256_mullo_epi32(x_low, multiply_high),
+                            _mm256_mullo_epi32(x_high, multiply_low),
+                        ),
+                    );
+                    let offsets = _mm256_slli_epi32::<ROW_SHIFT>(_mm256_and_si256(hash, row_mask));
+                    let mut lanes = [0u32; 8];
+                    _mm256_storeu_si256(lanes.as_mut_ptr().cast(), offsets);
+                    for offset in lanes {
+                        let row = _mm256_load_si256(base.add(offset as usize).cast());
+                        self.part[Heads::TaskOnly.index()] =
+                            _mm256_add_epi16(self.part[Heads::TaskOnly.index()], row);
+                    }
+                }
+            }
+            self.counts.task_only += SETTLE_AFTER as u32;
         }
 
         #[inline(always)]

@@ -4,7 +4,7 @@
 //! the masks of a [`Text`] with one bit scan per token rather than a branch
 //! per byte.
 
-use super::{Heads, SETTLE_AFTER, Sink, Text, bucket_hash, mix};
+use super::{Heads, SETTLE_AFTER, Sink, Text, mix};
 
 const SALT_UNIGRAM: u64 = 0x517c_c1b7_2722_0a95;
 const SALT_BIGRAM: u64 = 0x2f1c_9a3e_55d0_7b13;
@@ -94,6 +94,14 @@ pub(super) fn emit<const N: usize, S: Sink>(text: &Text<N>, sink: &mut S) {
     });
     sink.settle(Heads::Both);
     emit_tail_region(&last, count, sink);
+}
+
+/// Hashes a value that is already well mixed with one multiply: the high
+/// half of the product depends on every input bit. The low bits of a word
+/// hash depend on its first few bytes only, so unigrams need this too.
+#[inline(always)]
+fn bucket_hash(value: u64) -> u32 {
+    (value.wrapping_mul(MULTIPLY) >> 32) as u32
 }
 
 /// Emits the position- and region-tagged copies of the token at
