@@ -135,12 +135,23 @@ pub fn mix(value: u64) -> u32 {
     x as u32
 }
 
+/// The mask of the low `n` bytes of a u64 at index `n`. A load from this
+/// table takes fewer instructions than computing the shift.
+static KEEP_BYTES: [u64; 9] = {
+    let mut masks = [u64::MAX; 9];
+    let mut n = 0;
+    while n < 8 {
+        masks[n] = (1 << (8 * n)) - 1;
+        n += 1;
+    }
+    masks
+};
+
 /// Mixes the first `len` bytes (at most 8 count) of the little-endian
 /// `bytes` into a word hash.
 #[inline(always)]
 fn mix_word(hash: u64, bytes: u64, len: usize) -> u64 {
-    let keep = u64::MAX >> (64 - 8 * len.min(8));
-    let hash = (hash ^ (bytes & keep)).wrapping_mul(MULTIPLY_WORD);
+    let hash = (hash ^ (bytes & KEEP_BYTES[len.min(8)])).wrapping_mul(MULTIPLY_WORD);
     hash ^ (hash >> 29)
 }
 

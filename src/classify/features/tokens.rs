@@ -38,60 +38,87 @@ const TOKENS_PER_SETTLE: usize = SETTLE_AFTER / PER_TOKEN;
 /// Tail tokens between two settles: each emits at most two features.
 const TAIL_TOKENS_PER_SETTLE: usize = SETTLE_AFTER / 2;
 
+/// Calls `visit` with the span `start..end` of every token that starts in
+/// mask word `index`, in order, and whether it is a word. `carry` is the
+/// last word bit of the mask word before, and the function returns this
+/// mask word's.
+#[inline(always)]
+fn for_each_token_in<const N: usize>(
+    text: &Text<N>,
+    index: usize,
+    carry: u64,
+    mut visit: impl FnMut(usize, usize, bool),
+) -> u64 {
+    let words = text.words[index];
+    let not_words = !words;
+    let mut starts = (words & !((words << 1) | carry)) | text.tokens[index];
+    while starts != 0 {
+        let bit = starts.trailing_zeros();
+        starts &= starts - 1;
+        let start = index * 64 + bit as usize;
+        // The first clear word bit at or after the start ends the token. A
+        // punctuation byte's own bit is clear, so the span would be empty,
+        // and the maximum makes it one byte without a branch on the token
+        // kind, which is hard to predict.
+        let rest = not_words >> bit;
+        let end = if rest != 0 {
+            start + rest.trailing_zeros() as usize
+        } else {
+            text.word_end(index + 1)
+        };
+        let end = end.max(start + 1);
+        visit(start, end, words >> bit & 1 == 1);
+    }
+    words >> 63
+}
+
 /// Calls `visit` with the span `start..end` of every token in order, and
 /// whether it is a word.
-#[inline(always)]
+#[cfg(test)]
 pub(super) fn for_each_token<const N: usize>(
     text: &Text<N>,
     mut visit: impl FnMut(usize, usize, bool),
 ) {
-    let mut carry = 0u64;
+    let mut carry = 0;
     for index in 0..text.len.div_ceil(64) {
-        let words = text.words[index];
-        let not_words = !words;
-        let mut starts = (words & !((words << 1) | carry)) | text.tokens[index];
-        carry = words >> 63;
-        while starts != 0 {
-            let bit = starts.trailing_zeros();
-            starts &= starts - 1;
-            let start = index * 64 + bit as usize;
-            // The first clear word bit at or after the start ends the
-            // token. A punctuation byte's own bit is clear, so the span
-            // would be empty, and the maximum makes it one byte without a
-            // branch on the token kind, which is hard to predict.
-            let rest = not_words >> bit;
-            let end = if rest != 0 {
-                start + rest.trailing_zeros() as usize
-            } else {
-                text.word_end(index + 1)
-            };
-            let end = end.max(start + 1);
-            visit(start, end, words >> bit & 1 == 1);
-        }
+        carry = for_each_token_in(text, index, carry, &mut visit);
     }
 }
 
-/// Emits the features of every token of `text` into `sink`.
+/// Emits the features of every token of `text` into `sink`. The tokens of
+/// each 64-byte mask word are hashed first and their features emitted
+/// after, because two short loops keep their values in registers where
+/// one long loop ran out of them.
 #[inline(always)]
 pub(super) fn emit<const N: usize, S: Sink>(text: &Text<N>, sink: &mut S) {
+    let mut hashes = [0u64; 64];
     let mut previous = 0u64;
     let mut count = 0usize;
     let mut last = [0u64; LAST_RING];
-    for_each_token(text, |start, end, _| {
-        let token = text.word_hash(start, end);
-        sink.add(bucket_hash(token ^ SALT_UNIGRAM), Heads::Both);
-        let pair = previous.rotate_left(23).wrapping_mul(MULTIPLY) ^ token;
-        sink.add(bucket_hash(pair ^ SALT_BIGRAM), Heads::Both);
-        if count < REGION_TOKENS {
-            emit_head_region(token, count, sink);
+    let mut carry = 0;
+    for index in 0..text.len.div_ceil(64) {
+        let mut found = 0;
+        carry = for_each_token_in(text, index, carry, |start, end, _| {
+            // At most 64 tokens start in one mask word, so the modulo only
+            // saves a bounds check.
+            hashes[found % 64] = text.word_hash(start, end);
+            found += 1;
+        });
+        for &token in &hashes[..found.min(64)] {
+            sink.add(bucket_hash(token ^ SALT_UNIGRAM), Heads::Both);
+            let pair = previous.rotate_left(23).wrapping_mul(MULTIPLY) ^ token;
+            sink.add(bucket_hash(pair ^ SALT_BIGRAM), Heads::Both);
+            if count < REGION_TOKENS {
+                emit_head_region(token, count, sink);
+            }
+            last[count % LAST_RING] = token;
+            previous = token;
+            count += 1;
+            if count.is_multiple_of(TOKENS_PER_SETTLE) {
+                sink.settle(Heads::Both);
+            }
         }
-        last[count % LAST_RING] = token;
-        previous = token;
-        count += 1;
-        if count.is_multiple_of(TOKENS_PER_SETTLE) {
-            sink.settle(Heads::Both);
-        }
-    });
+    }
     sink.settle(Heads::Both);
     emit_tail_region(&last, count, sink);
 }
