@@ -27,14 +27,6 @@ const REGION_TOKENS: usize = 12;
 /// mask, and at least [`REGION_TOKENS`].
 const LAST_RING: usize = REGION_TOKENS.next_power_of_two();
 
-/// The maximum number of features one token emits: a unigram, a bigram,
-/// and a position- and a region-tagged copy.
-const PER_TOKEN: usize = 4;
-
-/// Tokens between two settles of the sink, so that no more than
-/// [`SETTLE_AFTER`] features come between them.
-const TOKENS_PER_SETTLE: usize = SETTLE_AFTER / PER_TOKEN;
-
 /// Tail tokens between two settles: each emits at most two features.
 const TAIL_TOKENS_PER_SETTLE: usize = SETTLE_AFTER / 2;
 
@@ -85,42 +77,111 @@ pub(super) fn for_each_token<const N: usize>(
     }
 }
 
+/// Tokens whose unigrams and bigrams are hashed together, in a loop of
+/// their own: their 16 features fill one settle.
+const BLOCK_TOKENS: usize = SETTLE_AFTER / 2;
+
+/// Capacity of the queue of hashed tokens: the tokens left over from one
+/// mask word, fewer than [`BLOCK_TOKENS`], plus the up to 64 tokens that
+/// start in the next. A power of two, so that indexing can mask.
+const QUEUE: usize = 128;
+
 /// Emits the features of every token of `text` into `sink`. The tokens of
-/// each 64-byte mask word are hashed first and their features emitted
-/// after, because two short loops keep their values in registers where
-/// one long loop ran out of them.
+/// each 64-byte mask word are hashed into a queue first, and their features
+/// are emitted from the queue in blocks of [`BLOCK_TOKENS`].
 #[inline(always)]
 pub(super) fn emit<const N: usize, S: Sink>(text: &Text<N>, sink: &mut S) {
-    let mut hashes = [0u64; 64];
-    let mut previous = 0u64;
-    let mut count = 0usize;
-    let mut last = [0u64; LAST_RING];
+    let mut queue = [0u64; QUEUE];
+    let mut queued = 0;
+    let mut state = State {
+        previous: 0,
+        count: 0,
+        last: [0; LAST_RING],
+    };
     let mut carry = 0;
     for index in 0..text.len.div_ceil(64) {
-        let mut found = 0;
         carry = for_each_token_in(text, index, carry, |start, end, _| {
-            // At most 64 tokens start in one mask word, so the modulo only
-            // saves a bounds check.
-            hashes[found % 64] = text.word_hash(start, end);
-            found += 1;
+            // At most BLOCK_TOKENS - 1 + 64 tokens are queued, so the mask
+            // only saves a bounds check.
+            queue[queued % QUEUE] = text.word_hash(start, end);
+            queued += 1;
         });
-        for &token in &hashes[..found.min(64)] {
-            sink.add(bucket_hash(token ^ SALT_UNIGRAM), Heads::Both);
-            let pair = previous.rotate_left(23).wrapping_mul(MULTIPLY) ^ token;
-            sink.add(bucket_hash(pair ^ SALT_BIGRAM), Heads::Both);
-            if count < REGION_TOKENS {
-                emit_head_region(token, count, sink);
-            }
-            last[count % LAST_RING] = token;
-            previous = token;
-            count += 1;
-            if count.is_multiple_of(TOKENS_PER_SETTLE) {
-                sink.settle(Heads::Both);
-            }
+        let mut done = 0;
+        // The first tokens also get region features, one at a time.
+        while state.count < REGION_TOKENS && done < queued {
+            state.push(queue[done % QUEUE], sink);
+            emit_head_region(queue[done % QUEUE], state.count - 1, sink);
+            sink.settle(Heads::Both);
+            done += 1;
         }
+        while queued - done >= BLOCK_TOKENS {
+            let Some(block) = queue[done % QUEUE..].first_chunk::<BLOCK_TOKENS>() else {
+                break;
+            };
+            state.push_block(block, sink);
+            sink.settle(Heads::Both);
+            done += BLOCK_TOKENS;
+        }
+        queue.copy_within(done..queued, 0);
+        queued -= done;
+    }
+    for &token in &queue[..queued % QUEUE] {
+        state.push(token, sink);
     }
     sink.settle(Heads::Both);
-    emit_tail_region(&last, count, sink);
+    emit_tail_region(&state.last, state.count, sink);
+}
+
+/// The state that token features carry from one token to the next: the
+/// previous token for bigrams, the count, and the last tokens as a ring
+/// indexed by count.
+struct State {
+    previous: u64,
+    count: usize,
+    last: [u64; LAST_RING],
+}
+
+impl State {
+    /// Emits the unigram and the bigram of `token`.
+    #[inline(always)]
+    fn push<S: Sink>(&mut self, token: u64, sink: &mut S) {
+        sink.add(bucket_hash(token ^ SALT_UNIGRAM), Heads::Both);
+        sink.add(bigram_hash(self.previous, token), Heads::Both);
+        self.remember(token);
+    }
+
+    /// Emits the unigrams and bigrams of a block of tokens. The hashes are
+    /// computed in a loop of their own, apart from the sink's additions.
+    #[inline(always)]
+    fn push_block<S: Sink>(&mut self, block: &[u64; BLOCK_TOKENS], sink: &mut S) {
+        let mut hashes = [0u32; 2 * BLOCK_TOKENS];
+        let mut before = self.previous;
+        for (pair, &token) in hashes.chunks_exact_mut(2).zip(block) {
+            pair[0] = bucket_hash(token ^ SALT_UNIGRAM);
+            pair[1] = bigram_hash(before, token);
+            before = token;
+        }
+        for hash in hashes {
+            sink.add(hash, Heads::Both);
+        }
+        for &token in block {
+            self.remember(token);
+        }
+    }
+
+    #[inline(always)]
+    fn remember(&mut self, token: u64) {
+        self.last[self.count % LAST_RING] = token;
+        self.previous = token;
+        self.count += 1;
+    }
+}
+
+/// Hashes the bigram of `previous` and `token`.
+#[inline(always)]
+fn bigram_hash(previous: u64, token: u64) -> u32 {
+    let pair = previous.rotate_left(23).wrapping_mul(MULTIPLY) ^ token;
+    bucket_hash(pair ^ SALT_BIGRAM)
 }
 
 /// Hashes a value that is already well mixed with one multiply: the high
