@@ -1,7 +1,11 @@
 //! Classifier latency on prompts of about 100 B, 1 KB and 8 KB.
 //!
-//! The prompts are built here from a few hand-written sentences, so the
-//! numbers depend only on prompt length and the compiled-in weights.
+//! By default the prompts are built here from a few hand-written
+//! sentences, so the numbers depend only on prompt length and the
+//! compiled-in weights. With `TRIAGE_BENCH_PROMPTS` set to a JSONL file
+//! with a `prompt` string on each line, the `real` group also classifies
+//! the prompts of that file whose length is within 25% of each size, in
+//! turn, and reports the mean time per prompt.
 
 use std::hint::black_box;
 
@@ -16,6 +20,8 @@ const SENTENCES: [&str; 6] = [
     "What is the expected output for the inputs [1, 4, 9] and [2, 3, 10]? ",
     "Summarize the trade-offs in two short paragraphs for a code review. ",
 ];
+
+const SIZES: [(&str, usize); 3] = [("100B", 100), ("1KB", 1024), ("8KB", 8192)];
 
 /// Repeats the sentences until the prompt is `len` bytes long.
 fn prompt_of(len: usize) -> String {
@@ -33,7 +39,7 @@ fn prompt_of(len: usize) -> String {
 fn classify(c: &mut Criterion) {
     let classifier = Classifier::embedded();
     let mut group = c.benchmark_group("classify");
-    for (name, len) in [("100B", 100), ("1KB", 1024), ("8KB", 8192)] {
+    for (name, len) in SIZES {
         let prompt = prompt_of(len);
         group.throughput(Throughput::Bytes(len as u64));
         group.bench_function(name, |b| b.iter(|| classifier.classify(black_box(&prompt))));
@@ -41,5 +47,40 @@ fn classify(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, classify);
+/// Reads the `prompt` strings of a JSONL file, skipping lines without one.
+fn read_prompts(path: &str) -> Vec<String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) => panic!("cannot read TRIAGE_BENCH_PROMPTS file {path}: {err}"),
+    };
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|value| value.get("prompt")?.as_str().map(str::to_owned))
+        .collect()
+}
+
+fn classify_real(c: &mut Criterion) {
+    let Ok(path) = std::env::var("TRIAGE_BENCH_PROMPTS") else {
+        return;
+    };
+    let prompts = read_prompts(&path);
+    let classifier = Classifier::embedded();
+    let mut group = c.benchmark_group("real");
+    for (name, len) in SIZES {
+        let near: Vec<&String> = prompts
+            .iter()
+            .filter(|p| p.len() * 4 >= len * 3 && p.len() * 4 <= len * 5)
+            .collect();
+        if near.is_empty() {
+            continue;
+        }
+        let mut next = near.iter().cycle();
+        group.bench_function(format!("{name}_{}_prompts", near.len()), |b| {
+            b.iter(|| classifier.classify(black_box(next.next().map_or("", |p| p.as_str()))))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, classify, classify_real);
 criterion_main!(benches);
