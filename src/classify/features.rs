@@ -8,7 +8,7 @@
 //! a branch per byte. Each hashed feature goes to a [`Sink`], so the caller
 //! can accumulate logits without storing the features anywhere.
 //!
-//! The functions on the way from [`scan_batches`] to the sink are inlined
+//! The functions on the way from [`scan_to_sink`] to the sink are inlined
 //! into their caller, so that a caller compiled for wider vector
 //! instructions gets the whole scan compiled for them too.
 
@@ -316,13 +316,13 @@ impl<const N: usize> Text<N> {
 /// of every feature occurrence and the heads it feeds, and returns the
 /// numeric features.
 pub fn scan<F: FnMut(u32, Heads)>(prompt: &str, emit: F) -> [f32; DENSE_COUNT] {
-    scan_batches(prompt, &mut EachFeature(emit))
+    scan_to_sink(prompt, &mut EachFeature(emit))
 }
 
 /// Scans like [`scan`], but hands the hashes to `sink` and tells it where
 /// it may fold partial sums.
 #[inline(always)]
-pub fn scan_batches<S: Sink>(prompt: &str, sink: &mut S) -> [f32; DENSE_COUNT] {
+pub fn scan_to_sink<S: Sink>(prompt: &str, sink: &mut S) -> [f32; DENSE_COUNT] {
     let bytes = prompt.as_bytes();
     if bytes.len() + PADDING <= SHORT_CAPACITY {
         scan_into::<SHORT_CAPACITY, S>(bytes, sink)

@@ -68,7 +68,7 @@ impl Table {
     /// Scans like [`Table::scan`] with the portable lane-by-lane sums.
     fn scan_lanewise(&self, prompt: &str) -> (Sums, [f32; DENSE_COUNT]) {
         let mut sink = LanewiseSink::new(&self.rows);
-        let dense = features::scan_batches(prompt, &mut sink);
+        let dense = features::scan_to_sink(prompt, &mut sink);
         (sink.finish(), dense)
     }
 }
@@ -243,7 +243,7 @@ mod avx2 {
             wide: [[zero; 2]; 2],
             counts: Counts::default(),
         };
-        let dense = features::scan_batches(prompt, &mut sink);
+        let dense = features::scan_to_sink(prompt, &mut sink);
 
         let mut wide = [[0i32; LANES]; 2];
         for (lanes, halves) in wide.iter_mut().zip(&sink.wide) {
@@ -289,10 +289,11 @@ mod avx2 {
             // rows are 32-byte aligned. As in `add`, this runs only inside
             // `scan`.
             unsafe {
-                // Byte `i + k` of the 16 loaded bytes into byte `k` of
-                // 32-bit lane `i`, for the first four bytes of the gram at
-                // offset `i` (`low_bytes`) and for its fifth byte (`high_byte`). Lanes
-                // 4 to 7 read the upper copy of the broadcast bytes.
+                // Shuffles that move byte `i + k` of the 16 loaded bytes
+                // into byte `k` of 32-bit lane `i`: the first four bytes of
+                // the gram at offset `i` (`low_bytes`), and its fifth byte
+                // (`high_byte`). Lanes 4 to 7 read the upper copy of the
+                // broadcast bytes.
                 let low_bytes = _mm256_setr_epi8(
                     0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6, //
                     4, 5, 6, 7, 5, 6, 7, 8, 6, 7, 8, 9, 7, 8, 9, 10,
@@ -326,9 +327,8 @@ mod avx2 {
                         ),
                     );
                     let offsets = _mm256_slli_epi32::<ROW_SHIFT>(_mm256_and_si256(hash, row_mask));
-                    // Through memory, because each lane extract takes two
-                    // operations where a load takes one. Two sums in turn
-                    // halve the chain of dependent additions.
+                    // Two sums in turn halve the chain of dependent
+                    // additions.
                     let mut lanes = [0u32; 8];
                     _mm256_storeu_si256(lanes.as_mut_ptr().cast(), offsets);
                     let mut other = _mm256_setzero_si256();
