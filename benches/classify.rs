@@ -2,10 +2,10 @@
 //!
 //! By default the prompts are built here from a few hand-written
 //! sentences, so the numbers depend only on prompt length and the
-//! compiled-in weights. With `TRIAGE_BENCH_PROMPTS` set to a JSONL file
-//! with a `prompt` string on each line, the `real` group also classifies
-//! the prompts of that file whose length is within 25% of each size, in
-//! turn, and reports the mean time per prompt.
+//! compiled-in weights. `TRIAGE_BENCH_PROMPTS` can name a JSONL file with
+//! a `prompt` string on each line. The `real` group then classifies, in
+//! turn, the prompts of that file whose length is within 25% of each size,
+//! and reports the mean time per prompt.
 
 use std::hint::black_box;
 

@@ -319,8 +319,8 @@ pub fn scan<F: FnMut(u32, Heads)>(prompt: &str, emit: F) -> [f32; DENSE_COUNT] {
     scan_to_sink(prompt, &mut EachFeature(emit))
 }
 
-/// Scans like [`scan`], but hands the hashes to `sink` and tells it where
-/// it may fold partial sums.
+/// Scans like [`scan`], but hands the hashes to `sink` and calls
+/// [`Sink::settle`] where the sink may fold partial sums.
 #[inline(always)]
 pub fn scan_to_sink<S: Sink>(prompt: &str, sink: &mut S) -> [f32; DENSE_COUNT] {
     let bytes = prompt.as_bytes();

@@ -90,12 +90,12 @@ impl Lanes {
 /// indexed by head, because the compiler packs such an array into one
 /// register and then spends instructions on every update.
 #[derive(Clone, Copy, Default)]
-struct Counts {
+struct FeatureCounts {
     both: u32,
     task_only: u32,
 }
 
-impl Counts {
+impl FeatureCounts {
     #[inline(always)]
     fn add_one(&mut self, heads: Heads) {
         match heads {
@@ -106,7 +106,7 @@ impl Counts {
 }
 
 /// Copies the output lanes of two sums per head into [`Sums`].
-fn sums_of(wide: &[[i32; LANES]; 2], counts: Counts) -> Sums {
+fn sums_of(wide: &[[i32; LANES]; 2], counts: FeatureCounts) -> Sums {
     let output_lanes = |lanes: &[i32; LANES]| {
         let mut out = [0; OUTPUTS];
         out.copy_from_slice(&lanes[..OUTPUTS]);
@@ -126,7 +126,7 @@ struct LanewiseSink<'t> {
     rows: &'t [Lanes],
     part: [[i16; LANES]; 2],
     wide: [[i32; LANES]; 2],
-    counts: Counts,
+    counts: FeatureCounts,
 }
 
 impl<'t> LanewiseSink<'t> {
@@ -135,7 +135,7 @@ impl<'t> LanewiseSink<'t> {
             rows,
             part: [[0; LANES]; 2],
             wide: [[0; LANES]; 2],
-            counts: Counts::default(),
+            counts: FeatureCounts::default(),
         }
     }
 
@@ -190,7 +190,7 @@ mod avx2 {
     };
 
     use super::features::{CHAR_MULTIPLY, CHAR_SALT, CharBlock, SETTLE_AFTER};
-    use super::{Counts, DENSE_COUNT, Heads, LANES, Lanes, Sums, features, sums_of};
+    use super::{DENSE_COUNT, FeatureCounts, Heads, LANES, Lanes, Sums, features, sums_of};
 
     /// Byte offset of a row from the start of the table: its index times
     /// the row size.
@@ -228,7 +228,7 @@ mod avx2 {
         mask: usize,
         part: [__m256i; 2],
         wide: [[__m256i; 2]; 2],
-        counts: Counts,
+        counts: FeatureCounts,
     }
 
     /// Scans `prompt` with the sums in AVX2 registers. `rows.len()` is a
@@ -241,7 +241,7 @@ mod avx2 {
             mask: rows.len() - 1,
             part: [zero; 2],
             wide: [[zero; 2]; 2],
-            counts: Counts::default(),
+            counts: FeatureCounts::default(),
         };
         let dense = features::scan_to_sink(prompt, &mut sink);
 

@@ -109,8 +109,9 @@ pub(super) fn emit<const N: usize, S: Sink>(text: &Text<N>, sink: &mut S) {
         let mut done = 0;
         // The first tokens also get region features, one at a time.
         while state.count < REGION_TOKENS && done < queued {
-            state.push(queue[done % QUEUE], sink);
-            emit_head_region(queue[done % QUEUE], state.count - 1, sink);
+            let token = queue[done % QUEUE];
+            state.push(token, sink);
+            emit_head_region(token, state.count - 1, sink);
             sink.settle(Heads::Both);
             done += 1;
         }
