@@ -166,14 +166,17 @@ pub fn read_window(prompt: &[u8]) -> (&[u8], &[u8]) {
 }
 
 /// The normalized bytes read, with bit masks of word bytes, of digits and
-/// of bytes that are tokens of their own. `N` is the buffer size, so short
-/// prompts do not pay for clearing a buffer sized for the longest window.
+/// of bytes that are tokens of their own, and counts of capitals and
+/// non-ASCII bytes. `N` is the buffer size, so short prompts do not pay
+/// for clearing a buffer sized for the longest window.
 struct Text<const N: usize> {
     bytes: [u8; N],
     len: usize,
     words: [u64; MASK_WORDS],
     tokens: [u64; MASK_WORDS],
     digits: [u64; MASK_WORDS],
+    upper: u32,
+    non_ascii: u32,
 }
 
 impl<const N: usize> Text<N> {
@@ -188,6 +191,8 @@ impl<const N: usize> Text<N> {
             words: [0; MASK_WORDS],
             tokens: [0; MASK_WORDS],
             digits: [0; MASK_WORDS],
+            upper: 0,
+            non_ascii: 0,
         };
         text.bytes[..head.len()].copy_from_slice(head);
         if !tail.is_empty() {
@@ -199,7 +204,9 @@ impl<const N: usize> Text<N> {
         text
     }
 
-    /// Normalizes the bytes in place, 16 at a time, and fills the masks.
+    /// Normalizes the bytes in place, 16 at a time, fills the masks and
+    /// counts capitals and non-ASCII bytes. The bytes after the text are
+    /// zeros, which are neither.
     #[inline(always)]
     fn normalize(&mut self) {
         let end = self.len.next_multiple_of(16);
@@ -212,6 +219,8 @@ impl<const N: usize> Text<N> {
             self.words[index / 4] |= u64::from(block.words) << shift;
             self.tokens[index / 4] |= u64::from(block.tokens) << shift;
             self.digits[index / 4] |= u64::from(block.digits) << shift;
+            self.upper += block.upper.count_ones();
+            self.non_ascii += block.non_ascii.count_ones();
         }
         // The zero padding after the text classifies as tokens.
         if !self.len.is_multiple_of(64) {
@@ -283,6 +292,23 @@ impl<const N: usize> Text<N> {
         hash
     }
 
+    /// Counts the byte categories and the word statistics of the text,
+    /// which contains `bytes_read` bytes of the prompt (and a separating space
+    /// that is in no category).
+    #[inline(always)]
+    fn counts(&self, bytes_read: u32) -> Counts {
+        let mut digits = 0;
+        for index in 0..self.len.div_ceil(64) {
+            digits += self.digits[index].count_ones();
+        }
+        let mut counts = Counts::new(bytes_read, digits, self.upper, self.non_ascii);
+        for index in 0..self.len.div_ceil(64) {
+            counts.count_token_bytes(&self.bytes, index * 64, self.tokens[index]);
+        }
+        counts.words = self.word_stats();
+        counts
+    }
+
     /// Counts the words, their bytes and the numbers (words that end with
     /// a digit) from the masks, a few instructions per 64 bytes. Only the
     /// longest number needs a look at each number's span.
@@ -334,11 +360,8 @@ pub fn scan_to_sink<S: Sink>(prompt: &str, sink: &mut S) -> [f32; DENSE_COUNT] {
 #[inline(always)]
 fn scan_into<const N: usize, S: Sink>(prompt: &[u8], sink: &mut S) -> [f32; DENSE_COUNT] {
     let (head, tail) = read_window(prompt);
-    let mut counts = Counts::new();
-    counts.count(head);
-    counts.count(tail);
     let text = Text::<N>::new(head, tail);
-    counts.words = text.word_stats();
+    let mut counts = text.counts((head.len() + tail.len()) as u32);
 
     emit_char_grams(&text, sink);
     tokens::emit(&text, sink);
@@ -565,6 +588,31 @@ mod tests {
             }
         }
         stats
+    }
+
+    #[test]
+    fn category_counts_match_reference() {
+        let every_ascii: String = (1..128u8).map(char::from).collect();
+        let prompts = [
+            String::new(),
+            every_ascii.repeat(3),
+            "?\n".repeat(400),
+            "x^2 + {y} = `z`; #1 CAF\u{c9} \u{65e5}\u{672c}!\t".repeat(300),
+            "Why? Because.\r\n".repeat(30),
+        ];
+        for prompt in &prompts {
+            let (head, tail) = read_window(prompt.as_bytes());
+            let text = Text::<FULL_CAPACITY>::new(head, tail);
+            let mut counts = text.counts((head.len() + tail.len()) as u32);
+            let mut expected = counts::tests::reference_categories(head);
+            for (total, tail_count) in expected
+                .iter_mut()
+                .zip(counts::tests::reference_categories(tail))
+            {
+                *total += tail_count;
+            }
+            assert_eq!(counts.categories(), expected, "{} bytes", prompt.len());
+        }
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub struct Block {
     pub tokens: u16,
     /// ASCII digits, which are also word bytes.
     pub digits: u16,
+    /// ASCII capitals, which are also word bytes.
+    pub upper: u16,
+    /// Bytes of 0x80 and above, which are also word bytes.
+    pub non_ascii: u16,
 }
 
 /// Normalizes 16 bytes and classifies each of them.
@@ -67,10 +71,14 @@ pub fn normalize_bytewise(input: [u8; 16]) -> Block {
         words: 0,
         tokens: 0,
         digits: 0,
+        upper: 0,
+        non_ascii: 0,
     };
     for (i, &byte) in input.iter().enumerate() {
         block.bytes[i] = normal_of(byte);
         block.digits |= u16::from(byte.is_ascii_digit()) << i;
+        block.upper |= u16::from(byte.is_ascii_uppercase()) << i;
+        block.non_ascii |= u16::from(!byte.is_ascii()) << i;
         match class_of(byte) {
             Class::Word => block.words |= 1 << i,
             Class::Punct | Class::Newline => block.tokens |= 1 << i,
@@ -153,6 +161,8 @@ mod sse2 {
             words: _mm_movemask_epi8(word) as u16,
             tokens: _mm_movemask_epi8(token) as u16,
             digits: _mm_movemask_epi8(digit) as u16,
+            upper: _mm_movemask_epi8(upper) as u16,
+            non_ascii: _mm_movemask_epi8(bytes) as u16,
         }
     }
 }
@@ -183,5 +193,7 @@ mod tests {
         // Rust) and the final period.
         assert_eq!(block.tokens, 0b1000_1100_0011_0000);
         assert_eq!(block.digits, 0b0000_0000_0000_1000);
+        assert_eq!(block.upper, 0b0100_0000_0000_0001);
+        assert_eq!(block.non_ascii, 0b0000_0001_1000_0000);
     }
 }

@@ -1,11 +1,13 @@
-//! Counters behind the numeric features: byte categories, counted with one
-//! table lookup and one addition per byte, and word statistics, counted
-//! from the word masks.
+//! Counters behind the numeric features. Byte categories that only word
+//! bytes can be in (digits, capitals, non-ASCII bytes) are counted from
+//! the masks that normalizing fills. The other categories contain only bytes
+//! that are tokens of their own, so only those bytes are looked up in a
+//! table, with one addition each. Word statistics also come from the masks.
 
 use super::DENSE_COUNT;
 
-/// Byte categories counted for the numeric features, one 6-bit field
-/// each in [`COUNT_INFO`], so that one addition per byte counts them all.
+/// Byte categories counted for the numeric features, one field each in
+/// [`COUNT_INFO`], so that one addition per byte counts them all.
 const COUNTED: [&[u8]; 9] = [
     b"0123456789",
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZ",
@@ -18,15 +20,19 @@ const COUNTED: [&[u8]; 9] = [
     b".!?",
 ];
 
+/// Indexes of the categories of word bytes in [`COUNTED`].
+const DIGITS: usize = 0;
+const UPPER: usize = 1;
 /// Index of the non-ASCII category in [`COUNTED`]; it matches by range.
 const NON_ASCII: usize = 7;
 
 /// Width of each category's field in a [`COUNT_INFO`] entry.
-const COUNT_BITS: u32 = 6;
+const COUNT_BITS: u32 = 7;
 
-/// Bytes folded into packed counters before they are added up. A 6-bit
-/// field counts to 63 at most.
-const COUNT_FLUSH: usize = 63;
+/// The maximum count of a field.
+const FIELD_MAX: u32 = (1 << COUNT_BITS) - 1;
+
+const _: () = assert!(COUNT_BITS as usize * COUNTED.len() <= 64);
 
 /// A 1 in the field of each category of [`COUNTED`] that the byte value
 /// belongs to, so that one addition per byte counts all categories.
@@ -70,36 +76,67 @@ pub(super) struct WordStats {
 /// statistics. They become numeric features at the end.
 pub(super) struct Counts {
     pub bytes: u32,
-    pub categories: [u32; COUNTED.len()],
+    categories: [u32; COUNTED.len()],
     pub words: WordStats,
+    /// Token bytes counted in `packed` and not yet in `categories`.
+    pending: u32,
+    /// One [`COUNT_BITS`] field per category.
+    packed: u64,
 }
 
 impl Counts {
-    pub fn new() -> Counts {
+    /// Starts the counts of `bytes` bytes read, with the counts of digits,
+    /// capitals and non-ASCII bytes, all of them word bytes.
+    pub fn new(bytes: u32, digits: u32, upper: u32, non_ascii: u32) -> Counts {
+        let mut categories = [0; COUNTED.len()];
+        categories[DIGITS] = digits;
+        categories[UPPER] = upper;
+        categories[NON_ASCII] = non_ascii;
         Counts {
-            bytes: 0,
-            categories: [0; COUNTED.len()],
+            bytes,
+            categories,
             words: WordStats::default(),
+            pending: 0,
+            packed: 0,
         }
     }
 
-    /// Counts the categories of `bytes`, [`COUNT_FLUSH`] bytes per
-    /// packed sum.
+    /// Counts the categories of the bytes of `text` at the set bits of
+    /// `tokens`, which marks bytes that are tokens of their own. Bit `i`
+    /// is `text[offset + i]`.
     #[inline(always)]
-    pub fn count(&mut self, bytes: &[u8]) {
-        let field = (1u64 << COUNT_BITS) - 1;
-        for chunk in bytes.chunks(COUNT_FLUSH) {
-            let packed: u64 = chunk.iter().map(|&b| COUNT_INFO[usize::from(b)]).sum();
-            for (category, count) in self.categories.iter_mut().enumerate() {
-                *count += ((packed >> (COUNT_BITS * category as u32)) & field) as u32;
-            }
+    pub fn count_token_bytes(&mut self, text: &[u8], offset: usize, mut tokens: u64) {
+        let count = tokens.count_ones();
+        if self.pending + count > FIELD_MAX {
+            self.unpack();
         }
-        self.bytes += bytes.len() as u32;
+        self.pending += count;
+        while tokens != 0 {
+            let at = offset + tokens.trailing_zeros() as usize;
+            tokens &= tokens - 1;
+            self.packed += COUNT_INFO[usize::from(text[at])];
+        }
+    }
+
+    /// Adds the packed fields to the category counts.
+    fn unpack(&mut self) {
+        for (category, count) in self.categories.iter_mut().enumerate() {
+            *count +=
+                ((self.packed >> (COUNT_BITS * category as u32)) & u64::from(FIELD_MAX)) as u32;
+        }
+        self.packed = 0;
+        self.pending = 0;
+    }
+
+    /// Returns the count of each category of [`COUNTED`].
+    pub fn categories(&mut self) -> [u32; COUNTED.len()] {
+        self.unpack();
+        self.categories
     }
 
     /// Turns the counters into features scaled to roughly [0, 1].
     /// `last_visible` is the last byte read that is not whitespace.
-    pub fn dense(&self, total_len: usize, last_visible: u8) -> [f32; DENSE_COUNT] {
+    pub fn dense(&mut self, total_len: usize, last_visible: u8) -> [f32; DENSE_COUNT] {
         let [
             digits,
             upper,
@@ -110,7 +147,7 @@ impl Counts {
             math,
             non_ascii,
             sentence_ends,
-        ] = self.categories;
+        ] = self.categories();
         let words = &self.words;
         let bytes = self.bytes.max(1) as f32;
         let log = |n: u32, scale: f32| (n as f32).ln_1p() / scale;
@@ -138,27 +175,40 @@ impl Counts {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// Counts the categories of `bytes` one byte at a time, from the
+    /// definitions in [`COUNTED`].
+    pub fn reference_categories(bytes: &[u8]) -> [u32; COUNTED.len()] {
+        let mut counts = [0; COUNTED.len()];
+        for &byte in bytes {
+            for (category, members) in COUNTED.iter().enumerate() {
+                let member = members.contains(&byte) || (category == NON_ASCII && byte >= 0x80);
+                counts[category] += u32::from(member);
+            }
+        }
+        counts
+    }
 
     #[test]
     fn punctuation_category_matches_std() {
-        let field = (1u64 << COUNT_BITS) - 1;
         for byte in 0..=255u8 {
             let info = COUNT_INFO[usize::from(byte)];
-            let punctuation = (info >> (2 * COUNT_BITS)) & field;
+            let punctuation = (info >> (2 * COUNT_BITS)) & u64::from(FIELD_MAX);
             assert_eq!(punctuation == 1, byte.is_ascii_punctuation(), "byte {byte}");
         }
     }
 
     #[test]
-    fn counts_survive_long_runs() {
-        // 200 digits in a row overflow a 6-bit field unless the packed
-        // counters are flushed often enough.
-        let mut counts = Counts::new();
-        counts.count(&[b'7'; 200]);
-        assert_eq!(counts.categories[0], 200);
-        assert_eq!(counts.categories[1], 0);
-        assert_eq!(counts.bytes, 200);
+    fn token_byte_counts_survive_long_runs() {
+        // 640 question marks in a row would overflow a field unless the
+        // packed counters are unpacked often enough.
+        let text = [b'?'; 640];
+        let mut counts = Counts::new(640, 0, 0, 0);
+        for offset in (0..text.len()).step_by(64) {
+            counts.count_token_bytes(&text, offset, u64::MAX);
+        }
+        assert_eq!(counts.categories(), reference_categories(&text));
     }
 }
