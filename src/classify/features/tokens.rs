@@ -23,10 +23,6 @@ const EDGE_TOKENS: usize = 3;
 /// with their region (instructions tend to sit at either end of a prompt).
 const REGION_TOKENS: usize = 12;
 
-/// Size of the ring of last tokens: a power of two, so the index is a
-/// mask, and at least [`REGION_TOKENS`].
-const LAST_RING: usize = REGION_TOKENS.next_power_of_two();
-
 /// Tail tokens between two settles: each emits at most two features.
 const TAIL_TOKENS_PER_SETTLE: usize = SETTLE_AFTER / 2;
 
@@ -81,101 +77,80 @@ pub(super) fn for_each_token<const N: usize>(
 /// their own: their 16 features fill one settle.
 const BLOCK_TOKENS: usize = SETTLE_AFTER / 2;
 
-/// Capacity of the queue of hashed tokens: the tokens left over from one
-/// mask word, fewer than [`BLOCK_TOKENS`], plus the up to 64 tokens that
-/// start in the next. A power of two, so that indexing can mask.
+/// Capacity of the ring of hashed tokens, a power of two so that indexing
+/// can mask. The ring has room for the tokens not emitted yet: fewer than
+/// [`BLOCK_TOKENS`] left over from one mask word, plus up to 64 that start
+/// in the next. Behind them it keeps the last [`REGION_TOKENS`] emitted,
+/// which the tail region needs at the end.
 const QUEUE: usize = 128;
 
+const _: () = assert!(BLOCK_TOKENS - 1 + 64 + REGION_TOKENS <= QUEUE);
+
 /// Emits the features of every token of `text` into `sink`. The tokens of
-/// each 64-byte mask word are hashed into a queue first, and their features
-/// are emitted from the queue in blocks of [`BLOCK_TOKENS`].
+/// each 64-byte mask word are hashed into a ring first, and their features
+/// are emitted from the ring in blocks of [`BLOCK_TOKENS`].
 #[inline(always)]
 pub(super) fn emit<const N: usize, S: Sink>(text: &Text<N>, sink: &mut S) {
-    let mut queue = [0u64; QUEUE];
+    let mut ring = [0u64; QUEUE];
+    // Token `i` has slot `i % QUEUE`. `queued` tokens are hashed, and the
+    // features of the first `done` are emitted.
     let mut queued = 0;
-    let mut state = State {
-        previous: 0,
-        count: 0,
-        last: [0; LAST_RING],
-    };
+    let mut done = 0;
+    let mut previous = 0;
     let mut carry = 0;
     for index in 0..text.len.div_ceil(64) {
         carry = for_each_token_in(text, index, carry, |start, end, _| {
-            // At most BLOCK_TOKENS - 1 + 64 tokens are queued, so the mask
-            // only saves a bounds check.
-            queue[queued % QUEUE] = text.word_hash(start, end);
+            ring[queued % QUEUE] = text.word_hash(start, end);
             queued += 1;
         });
-        let mut done = 0;
         // The first tokens also get region features, one at a time.
-        while state.count < REGION_TOKENS && done < queued {
-            let token = queue[done % QUEUE];
-            state.push(token, sink);
-            emit_head_region(token, state.count - 1, sink);
+        while done < REGION_TOKENS && done < queued {
+            let token = ring[done % QUEUE];
+            push(token, &mut previous, sink);
+            emit_head_region(token, done, sink);
             sink.settle(Heads::Both);
             done += 1;
         }
         while queued - done >= BLOCK_TOKENS {
-            let Some(block) = queue[done % QUEUE..].first_chunk::<BLOCK_TOKENS>() else {
-                break;
-            };
-            state.push_block(block, sink);
+            let block = std::array::from_fn(|k| ring[(done + k) % QUEUE]);
+            push_block(&block, &mut previous, sink);
             sink.settle(Heads::Both);
             done += BLOCK_TOKENS;
         }
-        queue.copy_within(done..queued, 0);
-        queued -= done;
     }
-    for &token in &queue[..queued % QUEUE] {
-        state.push(token, sink);
+    while done < queued {
+        push(ring[done % QUEUE], &mut previous, sink);
+        done += 1;
     }
     sink.settle(Heads::Both);
-    emit_tail_region(&state.last, state.count, sink);
+    emit_tail_region(&ring, queued, sink);
 }
 
-/// The state that token features carry from one token to the next: the
-/// previous token for bigrams, the count, and the last tokens as a ring
-/// indexed by count.
-struct State {
-    previous: u64,
-    count: usize,
-    last: [u64; LAST_RING],
+/// Emits the unigram of `token` and its bigram with `previous`, which then
+/// becomes `token`.
+#[inline(always)]
+fn push<S: Sink>(token: u64, previous: &mut u64, sink: &mut S) {
+    sink.add(bucket_hash(token ^ SALT_UNIGRAM), Heads::Both);
+    sink.add(bigram_hash(*previous, token), Heads::Both);
+    *previous = token;
 }
 
-impl State {
-    /// Emits the unigram and the bigram of `token`.
-    #[inline(always)]
-    fn push<S: Sink>(&mut self, token: u64, sink: &mut S) {
-        sink.add(bucket_hash(token ^ SALT_UNIGRAM), Heads::Both);
-        sink.add(bigram_hash(self.previous, token), Heads::Both);
-        self.remember(token);
+/// Emits the unigrams and bigrams of a block of tokens, like [`push`] for
+/// each. The hashes are computed in a loop of their own, apart from the
+/// sink's additions.
+#[inline(always)]
+fn push_block<S: Sink>(block: &[u64; BLOCK_TOKENS], previous: &mut u64, sink: &mut S) {
+    let mut hashes = [0u32; 2 * BLOCK_TOKENS];
+    let mut before = *previous;
+    for (pair, &token) in hashes.chunks_exact_mut(2).zip(block) {
+        pair[0] = bucket_hash(token ^ SALT_UNIGRAM);
+        pair[1] = bigram_hash(before, token);
+        before = token;
     }
-
-    /// Emits the unigrams and bigrams of a block of tokens. The hashes are
-    /// computed in a loop of their own, apart from the sink's additions.
-    #[inline(always)]
-    fn push_block<S: Sink>(&mut self, block: &[u64; BLOCK_TOKENS], sink: &mut S) {
-        let mut hashes = [0u32; 2 * BLOCK_TOKENS];
-        let mut before = self.previous;
-        for (pair, &token) in hashes.chunks_exact_mut(2).zip(block) {
-            pair[0] = bucket_hash(token ^ SALT_UNIGRAM);
-            pair[1] = bigram_hash(before, token);
-            before = token;
-        }
-        for hash in hashes {
-            sink.add(hash, Heads::Both);
-        }
-        for &token in block {
-            self.remember(token);
-        }
+    for hash in hashes {
+        sink.add(hash, Heads::Both);
     }
-
-    #[inline(always)]
-    fn remember(&mut self, token: u64) {
-        self.last[self.count % LAST_RING] = token;
-        self.previous = token;
-        self.count += 1;
-    }
+    *previous = before;
 }
 
 /// Hashes the bigram of `previous` and `token`.
@@ -205,12 +180,13 @@ fn emit_head_region<S: Sink>(token: u64, position: usize, sink: &mut S) {
 }
 
 /// Emits position- and region-tagged copies of the last tokens. Their
-/// hashes are in the ring `last`, indexed by token count.
+/// hashes are in `ring`, token `i` at slot `i % QUEUE`, and `count` tokens
+/// were queued.
 #[inline(always)]
-fn emit_tail_region<S: Sink>(last: &[u64; LAST_RING], count: usize, sink: &mut S) {
+fn emit_tail_region<S: Sink>(ring: &[u64; QUEUE], count: usize, sink: &mut S) {
     let known = count.min(REGION_TOKENS);
     for position in 0..known {
-        let token = last[(count - 1 - position) % LAST_RING];
+        let token = ring[(count - 1 - position) % QUEUE];
         if position < EDGE_TOKENS {
             let tagged = token ^ SALT_LAST.wrapping_mul(position as u64 + 1);
             sink.add(mix(tagged), Heads::Both);
