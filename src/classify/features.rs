@@ -238,17 +238,6 @@ impl<const N: usize> Text<N> {
         le_u64(&self.bytes[at..at + 8])
     }
 
-    /// Returns the position of the first clear word bit in the mask words
-    /// from `index` on. The masks are clear after the text, so there is one.
-    fn word_end(&self, index: usize) -> usize {
-        for (offset, &words) in self.words[index..].iter().enumerate() {
-            if words != u64::MAX {
-                return (index + offset) * 64 + (!words).trailing_zeros() as usize;
-            }
-        }
-        self.len
-    }
-
     /// Returns the start of the word whose last byte is at `last`.
     fn word_start(&self, last: usize) -> usize {
         let mut index = last / 64;
@@ -551,7 +540,9 @@ mod tests {
 
     #[test]
     fn tokens_match_reference_across_mask_words() {
-        let pieces: [&[u8]; 8] = [
+        // Longer than two mask words, so it covers one whole.
+        let long_word = b"x".repeat(150);
+        let pieces: [&[u8]; 9] = [
             b"word",
             b" ",
             b"x",
@@ -560,6 +551,7 @@ mod tests {
             b"caf\xc3\xa9",
             b"antidisestablishmentarianism",
             b"\t\x0b\r",
+            &long_word,
         ];
         // A deterministic sequence of pieces puts word and token edges at
         // every offset around the 64-byte mask boundaries.
@@ -569,6 +561,22 @@ mod tests {
             state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             text.extend_from_slice(pieces[(state >> 16) as usize % pieces.len()]);
             assert_eq!(spans(&text), reference_spans(&text), "{} bytes", text.len());
+        }
+    }
+
+    #[test]
+    fn tokens_match_reference_at_mask_edges() {
+        // Words and tokens that end just before, at and just after a
+        // 64-byte mask edge, followed by words and tokens.
+        for len in [62, 63, 64, 65, 127, 128, 129] {
+            for rest in [" x", ". y", "z w", "\n\n", "  "] {
+                let text = format!("{}{rest}", "a".repeat(len));
+                assert_eq!(
+                    spans(text.as_bytes()),
+                    reference_spans(text.as_bytes()),
+                    "{text:?}"
+                );
+            }
         }
     }
 

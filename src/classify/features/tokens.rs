@@ -26,38 +26,66 @@ const REGION_TOKENS: usize = 12;
 /// Tail tokens between two settles: each emits at most two features.
 const TAIL_TOKENS_PER_SETTLE: usize = SETTLE_AFTER / 2;
 
-/// Calls `visit` with the span `start..end` of every token that starts in
-/// mask word `index`, in order, and whether it is a word. `carry` is the
-/// last word bit of the mask word before, and the function returns this
-/// mask word's.
+/// The state of the token walk between two mask words: 1 if a word runs
+/// on across the edge and 0 if not, and where that word started.
+#[derive(Clone, Copy, Default)]
+struct Carry {
+    word: u64,
+    start: usize,
+}
+
+/// Calls `visit` with the span `start..end` of every token that ends in
+/// mask word `index`, in order, and whether it is a word. `carry` comes
+/// from the mask word before, and the function returns this one's.
+///
+/// Each token has one start bit and one end bit (its last byte), so the
+/// walk takes the lowest bit of each mask in turn. Only a word that runs
+/// on across a mask word edge has its start and end in different words.
 #[inline(always)]
 fn for_each_token_in<const N: usize>(
     text: &Text<N>,
     index: usize,
-    carry: u64,
+    carry: Carry,
     mut visit: impl FnMut(usize, usize, bool),
-) -> u64 {
+) -> Carry {
     let words = text.words[index];
-    let not_words = !words;
-    let mut starts = (words & !((words << 1) | carry)) | text.tokens[index];
-    while starts != 0 {
-        let bit = starts.trailing_zeros();
-        starts &= starts - 1;
-        let start = index * 64 + bit as usize;
-        // The first clear word bit at or after the start ends the token. A
-        // punctuation byte's own bit is clear, so the span would be empty,
-        // and the maximum makes it one byte without a branch on the token
-        // kind, which is hard to predict.
-        let rest = not_words >> bit;
-        let end = if rest != 0 {
-            start + rest.trailing_zeros() as usize
-        } else {
-            text.word_end(index + 1)
-        };
-        let end = end.max(start + 1);
-        visit(start, end, words >> bit & 1 == 1);
+    let next = text.words.get(index + 1).copied().unwrap_or(0);
+    let base = index * 64;
+    let mut starts = (words & !((words << 1) | carry.word)) | text.tokens[index];
+    let mut ends = (words & !((words >> 1) | (next << 63))) | text.tokens[index];
+    let mut start = carry.start;
+    if carry.word != 0 {
+        // The word that runs on from the mask word before ends at the
+        // first end bit, unless it covers this whole mask word.
+        if ends == 0 {
+            return Carry { word: 1, start };
+        }
+        visit(start, base + ends.trailing_zeros() as usize + 1, true);
+        ends &= ends - 1;
     }
-    words >> 63
+    let runs_on = words >> 63 & next & 1;
+    if runs_on != 0 {
+        // The last word runs on into the next mask word: its start is the
+        // highest start bit, and its end is not here.
+        let bit = 63 - starts.leading_zeros();
+        start = base + bit as usize;
+        starts ^= 1 << bit;
+    }
+    while starts != 0 {
+        let first = starts.trailing_zeros();
+        let last = ends.trailing_zeros();
+        starts &= starts - 1;
+        ends &= ends - 1;
+        visit(
+            base + first as usize,
+            base + last as usize + 1,
+            words >> first & 1 == 1,
+        );
+    }
+    Carry {
+        word: runs_on,
+        start,
+    }
 }
 
 /// Calls `visit` with the span `start..end` of every token in order, and
@@ -67,7 +95,7 @@ pub(super) fn for_each_token<const N: usize>(
     text: &Text<N>,
     mut visit: impl FnMut(usize, usize, bool),
 ) {
-    let mut carry = 0;
+    let mut carry = Carry::default();
     for index in 0..text.len.div_ceil(64) {
         carry = for_each_token_in(text, index, carry, &mut visit);
     }
@@ -79,7 +107,7 @@ const BLOCK_TOKENS: usize = SETTLE_AFTER / 2;
 
 /// Capacity of the ring of hashed tokens, a power of two so that indexing
 /// can mask. The ring has room for the tokens not emitted yet: fewer than
-/// [`BLOCK_TOKENS`] left over from one mask word, plus up to 64 that start
+/// [`BLOCK_TOKENS`] left over from one mask word, plus up to 64 that end
 /// in the next. Behind them it keeps the last [`REGION_TOKENS`] emitted,
 /// which the tail region needs at the end.
 const QUEUE: usize = 128;
@@ -97,7 +125,7 @@ pub(super) fn emit<const N: usize, S: Sink>(text: &Text<N>, sink: &mut S) {
     let mut queued = 0;
     let mut done = 0;
     let mut previous = 0;
-    let mut carry = 0;
+    let mut carry = Carry::default();
     for index in 0..text.len.div_ceil(64) {
         carry = for_each_token_in(text, index, carry, |start, end, _| {
             ring[queued % QUEUE] = text.word_hash(start, end);
