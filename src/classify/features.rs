@@ -185,6 +185,19 @@ impl<const N: usize> Text<N> {
     /// `N` bytes.
     #[inline(always)]
     fn new(head: &[u8], tail: &[u8]) -> Self {
+        let mut text = Self::copied(head, tail);
+        #[cfg(target_arch = "x86_64")]
+        if text.normalize_wide() {
+            return text;
+        }
+        text.normalize_narrow();
+        text
+    }
+
+    /// Copies `head`, and `tail` after a separating space when it is not
+    /// empty, without normalizing them.
+    #[inline(always)]
+    fn copied(head: &[u8], tail: &[u8]) -> Self {
         let mut text = Text {
             bytes: [0; N],
             len: head.len(),
@@ -200,29 +213,75 @@ impl<const N: usize> Text<N> {
             text.bytes[text.len + 1..text.len + 1 + tail.len()].copy_from_slice(tail);
             text.len += 1 + tail.len();
         }
-        text.normalize();
         text
     }
 
-    /// Normalizes the bytes in place, 16 at a time, fills the masks and
-    /// counts capitals and non-ASCII bytes. The bytes after the text are
-    /// zeros, which are neither.
+    /// Normalizes the bytes in place, 32 at a time, fills the masks and
+    /// counts capitals and non-ASCII bytes, if the processor has AVX2.
+    /// Returns whether it did. The bytes after the text are zeros, which
+    /// are neither capitals nor non-ASCII.
+    #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn normalize(&mut self) {
-        let end = self.len.next_multiple_of(16);
-        for (index, chunk) in self.bytes[..end].chunks_exact_mut(16).enumerate() {
-            let mut input = [0u8; 16];
-            input.copy_from_slice(chunk);
-            let block = normalize::normalize(input);
-            chunk.copy_from_slice(&block.bytes);
-            let shift = 16 * (index % 4);
-            self.words[index / 4] |= u64::from(block.words) << shift;
-            self.tokens[index / 4] |= u64::from(block.tokens) << shift;
-            self.digits[index / 4] |= u64::from(block.digits) << shift;
-            self.upper += block.upper.count_ones();
-            self.non_ascii += block.non_ascii.count_ones();
+    fn normalize_wide(&mut self) -> bool {
+        if !normalize::avx2::detected() {
+            return false;
         }
-        // The zero padding after the text classifies as tokens.
+        for at in (0..self.len).step_by(32) {
+            // The buffer is whole mask words, so the block is there.
+            let Some(input) = self.bytes[at..].first_chunk::<32>() else {
+                break;
+            };
+            #[allow(unsafe_code)]
+            // SAFETY: the processor has AVX2, checked above.
+            let block = unsafe { normalize::avx2::normalize(input) };
+            self.bytes[at..at + 32].copy_from_slice(&block.bytes);
+            let masks = [block.words, block.tokens, block.digits].map(u64::from);
+            let counts = [block.upper, block.non_ascii].map(u32::count_ones);
+            self.add_block(at, masks, counts);
+        }
+        self.clear_padding_bits();
+        true
+    }
+
+    /// Normalizes like [`Text::normalize_wide`], 16 bytes at a time, on
+    /// any processor.
+    #[inline(always)]
+    fn normalize_narrow(&mut self) {
+        for at in (0..self.len).step_by(16) {
+            let Some(&input) = self.bytes[at..].first_chunk::<16>() else {
+                break;
+            };
+            let block = normalize::normalize(input);
+            self.bytes[at..at + 16].copy_from_slice(&block.bytes);
+            let masks = [block.words, block.tokens, block.digits].map(u64::from);
+            let counts = [block.upper, block.non_ascii].map(u16::count_ones);
+            self.add_block(at, masks, counts);
+        }
+        self.clear_padding_bits();
+    }
+
+    /// Adds the word, token and digit masks of the normalized block at
+    /// byte `at` (a multiple of its size), and its counts of capitals and
+    /// non-ASCII bytes.
+    #[inline(always)]
+    fn add_block(
+        &mut self,
+        at: usize,
+        [words, tokens, digits]: [u64; 3],
+        [upper, non_ascii]: [u32; 2],
+    ) {
+        let shift = at % 64;
+        self.words[at / 64] |= words << shift;
+        self.tokens[at / 64] |= tokens << shift;
+        self.digits[at / 64] |= digits << shift;
+        self.upper += upper;
+        self.non_ascii += non_ascii;
+    }
+
+    /// Clears the mask bits of the zero padding after the text, which
+    /// classifies as tokens.
+    #[inline(always)]
+    fn clear_padding_bits(&mut self) {
         if !self.len.is_multiple_of(64) {
             let keep = (1u64 << (self.len % 64)) - 1;
             self.words[self.len / 64] &= keep;
@@ -596,6 +655,33 @@ mod tests {
             }
         }
         stats
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn wide_and_narrow_normalizing_agree() {
+        let long = "Caf\u{e9} 42\tX{y};\n".repeat(400);
+        for prompt in [
+            "",
+            "a",
+            "Ab 9\n,\t\u{e9}x_\x0b\r\x0cZ.",
+            &long[..100],
+            &long,
+        ] {
+            let (head, tail) = read_window(prompt.as_bytes());
+            let mut wide = Text::<FULL_CAPACITY>::copied(head, tail);
+            if !wide.normalize_wide() {
+                return;
+            }
+            let mut narrow = Text::<FULL_CAPACITY>::copied(head, tail);
+            narrow.normalize_narrow();
+            assert_eq!(wide.bytes, narrow.bytes, "{} bytes", prompt.len());
+            assert_eq!(wide.words, narrow.words, "{} bytes", prompt.len());
+            assert_eq!(wide.tokens, narrow.tokens, "{} bytes", prompt.len());
+            assert_eq!(wide.digits, narrow.digits, "{} bytes", prompt.len());
+            assert_eq!(wide.upper, narrow.upper, "{} bytes", prompt.len());
+            assert_eq!(wide.non_ascii, narrow.non_ascii, "{} bytes", prompt.len());
+        }
     }
 
     #[test]
