@@ -291,7 +291,8 @@ mod tests {
         }
         // Every byte value at 8 of the 32 positions, 4 in each half.
         for first in (0..=255u8).step_by(4) {
-            let input: [u8; 32] = std::array::from_fn(|i| first.wrapping_add(i as u8 * 9));
+            let input: [u8; 32] =
+                std::array::from_fn(|i| first.wrapping_add((i as u8).wrapping_mul(9)));
             #[allow(unsafe_code)]
             // SAFETY: the processor has AVX2, checked above.
             let wide = unsafe { avx2::normalize(&input) };

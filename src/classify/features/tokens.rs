@@ -110,17 +110,17 @@ const BLOCK_TOKENS: usize = SETTLE_AFTER / 2;
 /// [`BLOCK_TOKENS`] left over from one mask word, plus up to 64 that end
 /// in the next. Behind them it keeps the last [`REGION_TOKENS`] emitted,
 /// which the tail region needs at the end.
-const QUEUE: usize = 128;
+const RING: usize = 128;
 
-const _: () = assert!(BLOCK_TOKENS - 1 + 64 + REGION_TOKENS <= QUEUE);
+const _: () = assert!(BLOCK_TOKENS - 1 + 64 + REGION_TOKENS <= RING);
 
 /// Emits the features of every token of `text` into `sink`. The tokens of
 /// each 64-byte mask word are hashed into a ring first, and their features
 /// are emitted from the ring in blocks of [`BLOCK_TOKENS`].
 #[inline(always)]
 pub(super) fn emit<const N: usize, S: Sink>(text: &Text<N>, sink: &mut S) {
-    let mut ring = [0u64; QUEUE];
-    // Token `i` has slot `i % QUEUE`. `queued` tokens are hashed, and the
+    let mut ring = [0u64; RING];
+    // Token `i` has slot `i % RING`. `queued` tokens are hashed, and the
     // features of the first `done` are emitted.
     let mut queued = 0;
     let mut done = 0;
@@ -128,26 +128,26 @@ pub(super) fn emit<const N: usize, S: Sink>(text: &Text<N>, sink: &mut S) {
     let mut carry = Carry::default();
     for index in 0..text.len.div_ceil(64) {
         carry = for_each_token_in(text, index, carry, |start, end, _| {
-            ring[queued % QUEUE] = text.word_hash(start, end);
+            ring[queued % RING] = text.word_hash(start, end);
             queued += 1;
         });
         // The first tokens also get region features, one at a time.
         while done < REGION_TOKENS && done < queued {
-            let token = ring[done % QUEUE];
+            let token = ring[done % RING];
             push(token, &mut previous, sink);
             emit_head_region(token, done, sink);
             sink.settle(Heads::Both);
             done += 1;
         }
         while queued - done >= BLOCK_TOKENS {
-            let block = std::array::from_fn(|k| ring[(done + k) % QUEUE]);
+            let block = std::array::from_fn(|k| ring[(done + k) % RING]);
             push_block(&block, &mut previous, sink);
             sink.settle(Heads::Both);
             done += BLOCK_TOKENS;
         }
     }
     while done < queued {
-        push(ring[done % QUEUE], &mut previous, sink);
+        push(ring[done % RING], &mut previous, sink);
         done += 1;
     }
     sink.settle(Heads::Both);
@@ -208,13 +208,13 @@ fn emit_head_region<S: Sink>(token: u64, position: usize, sink: &mut S) {
 }
 
 /// Emits position- and region-tagged copies of the last tokens. Their
-/// hashes are in `ring`, token `i` at slot `i % QUEUE`, and `count` tokens
+/// hashes are in `ring`, token `i` at slot `i % RING`, and `count` tokens
 /// were queued.
 #[inline(always)]
-fn emit_tail_region<S: Sink>(ring: &[u64; QUEUE], count: usize, sink: &mut S) {
+fn emit_tail_region<S: Sink>(ring: &[u64; RING], count: usize, sink: &mut S) {
     let known = count.min(REGION_TOKENS);
     for position in 0..known {
-        let token = ring[(count - 1 - position) % QUEUE];
+        let token = ring[(count - 1 - position) % RING];
         if position < EDGE_TOKENS {
             let tagged = token ^ SALT_LAST.wrapping_mul(position as u64 + 1);
             sink.add(mix(tagged), Heads::Both);
