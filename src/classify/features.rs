@@ -104,16 +104,18 @@ impl<F: FnMut(u32, Heads)> Sink for EachFeature<F> {
 /// byte stays inside the buffer.
 const PADDING: usize = 8;
 
-/// Buffer size for prompts of up to 1 KiB and a little more. Buffer sizes
-/// are whole mask words and leave room for the padding.
-const SHORT_CAPACITY: usize = 1024 + 64;
+/// Buffer size, in mask words of 64 bytes, for prompts of up to 248
+/// bytes. Buffer sizes step up so that short prompts do not pay for
+/// clearing a buffer sized for the longest window, and each leaves room
+/// for the padding.
+const SMALL_WORDS: usize = 4;
+
+/// Buffer size for prompts of up to 1 KiB and a little more.
+const SHORT_WORDS: usize = 17;
 
 /// Buffer size for every prompt: the head, one separating space, the tail
 /// and the padding, rounded up to whole mask words.
-const FULL_CAPACITY: usize = (HEAD_BYTES + 1 + TAIL_BYTES + PADDING).next_multiple_of(64);
-
-/// Number of 64-bit mask words that cover [`FULL_CAPACITY`] bytes.
-const MASK_WORDS: usize = FULL_CAPACITY.div_ceil(64);
+const FULL_WORDS: usize = (HEAD_BYTES + 1 + TAIL_BYTES + PADDING).div_ceil(64);
 
 /// Salt and multiplier of the character n-gram hash. Vector code computes
 /// the same hash, so it needs them too.
@@ -167,19 +169,29 @@ pub fn read_window(prompt: &[u8]) -> (&[u8], &[u8]) {
 
 /// The normalized bytes read, with bit masks of word bytes, of digits and
 /// of bytes that are tokens of their own, and counts of capitals and
-/// non-ASCII bytes. `N` is the buffer size, so short prompts do not pay
-/// for clearing a buffer sized for the longest window.
-struct Text<const N: usize> {
-    bytes: [u8; N],
+/// non-ASCII bytes. The buffer has `W` mask words of 64 bytes.
+struct Text<const W: usize> {
+    bytes: [[u8; 64]; W],
     len: usize,
-    words: [u64; MASK_WORDS],
-    tokens: [u64; MASK_WORDS],
-    digits: [u64; MASK_WORDS],
+    words: [u64; W],
+    tokens: [u64; W],
+    digits: [u64; W],
     upper: u32,
     non_ascii: u32,
 }
 
-impl<const N: usize> Text<N> {
+impl<const W: usize> Text<W> {
+    /// Returns the buffer.
+    #[inline(always)]
+    fn bytes(&self) -> &[u8] {
+        self.bytes.as_flattened()
+    }
+
+    #[inline(always)]
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.bytes.as_flattened_mut()
+    }
+
     /// Normalizes `head`, and `tail` after a separating space when it is
     /// not empty. The caller ensures that the parts and the padding fit in
     /// `N` bytes.
@@ -199,18 +211,19 @@ impl<const N: usize> Text<N> {
     #[inline(always)]
     fn copied(head: &[u8], tail: &[u8]) -> Self {
         let mut text = Text {
-            bytes: [0; N],
+            bytes: [[0; 64]; W],
             len: head.len(),
-            words: [0; MASK_WORDS],
-            tokens: [0; MASK_WORDS],
-            digits: [0; MASK_WORDS],
+            words: [0; W],
+            tokens: [0; W],
+            digits: [0; W],
             upper: 0,
             non_ascii: 0,
         };
-        text.bytes[..head.len()].copy_from_slice(head);
+        text.bytes_mut()[..head.len()].copy_from_slice(head);
         if !tail.is_empty() {
-            text.bytes[text.len] = b' ';
-            text.bytes[text.len + 1..text.len + 1 + tail.len()].copy_from_slice(tail);
+            let at = text.len;
+            text.bytes_mut()[at] = b' ';
+            text.bytes_mut()[at + 1..at + 1 + tail.len()].copy_from_slice(tail);
             text.len += 1 + tail.len();
         }
         text
@@ -228,13 +241,13 @@ impl<const N: usize> Text<N> {
         }
         for at in (0..self.len).step_by(32) {
             // The buffer is whole mask words, so the block is there.
-            let Some(input) = self.bytes[at..].first_chunk::<32>() else {
+            let Some(input) = self.bytes()[at..].first_chunk::<32>() else {
                 break;
             };
             #[allow(unsafe_code)]
             // SAFETY: the processor has AVX2, checked above.
             let block = unsafe { normalize::avx2::normalize(input) };
-            self.bytes[at..at + 32].copy_from_slice(&block.bytes);
+            self.bytes_mut()[at..at + 32].copy_from_slice(&block.bytes);
             let masks = [block.words, block.tokens, block.digits].map(u64::from);
             let counts = [block.upper, block.non_ascii].map(u32::count_ones);
             self.add_block(at, masks, counts);
@@ -248,11 +261,11 @@ impl<const N: usize> Text<N> {
     #[inline(always)]
     fn normalize_narrow(&mut self) {
         for at in (0..self.len).step_by(16) {
-            let Some(&input) = self.bytes[at..].first_chunk::<16>() else {
+            let Some(&input) = self.bytes()[at..].first_chunk::<16>() else {
                 break;
             };
             let block = normalize::normalize(input);
-            self.bytes[at..at + 16].copy_from_slice(&block.bytes);
+            self.bytes_mut()[at..at + 16].copy_from_slice(&block.bytes);
             let masks = [block.words, block.tokens, block.digits].map(u64::from);
             let counts = [block.upper, block.non_ascii].map(u16::count_ones);
             self.add_block(at, masks, counts);
@@ -294,7 +307,7 @@ impl<const N: usize> Text<N> {
     /// padding keeps the read inside the buffer for every `at <= len`.
     #[inline(always)]
     fn load(&self, at: usize) -> u64 {
-        le_u64(&self.bytes[at..at + 8])
+        le_u64(&self.bytes()[at..at + 8])
     }
 
     /// Returns the start of the word whose last byte is at `last`.
@@ -351,7 +364,7 @@ impl<const N: usize> Text<N> {
         }
         let mut counts = Counts::new(bytes_read, digits, self.upper, self.non_ascii);
         for index in 0..self.len.div_ceil(64) {
-            counts.count_token_bytes(&self.bytes, index * 64, self.tokens[index]);
+            counts.count_token_bytes(self.bytes(), index * 64, self.tokens[index]);
         }
         counts.words = self.word_stats();
         counts
@@ -398,17 +411,20 @@ pub fn scan<F: FnMut(u32, Heads)>(prompt: &str, emit: F) -> [f32; DENSE_COUNT] {
 #[inline(always)]
 pub fn scan_to_sink<S: Sink>(prompt: &str, sink: &mut S) -> [f32; DENSE_COUNT] {
     let bytes = prompt.as_bytes();
-    if bytes.len() + PADDING <= SHORT_CAPACITY {
-        scan_into::<SHORT_CAPACITY, S>(bytes, sink)
+    let words = (bytes.len() + PADDING).div_ceil(64);
+    if words <= SMALL_WORDS {
+        scan_into::<SMALL_WORDS, S>(bytes, sink)
+    } else if words <= SHORT_WORDS {
+        scan_into::<SHORT_WORDS, S>(bytes, sink)
     } else {
-        scan_into::<FULL_CAPACITY, S>(bytes, sink)
+        scan_into::<FULL_WORDS, S>(bytes, sink)
     }
 }
 
 #[inline(always)]
-fn scan_into<const N: usize, S: Sink>(prompt: &[u8], sink: &mut S) -> [f32; DENSE_COUNT] {
+fn scan_into<const W: usize, S: Sink>(prompt: &[u8], sink: &mut S) -> [f32; DENSE_COUNT] {
     let (head, tail) = read_window(prompt);
-    let text = Text::<N>::new(head, tail);
+    let text = Text::<W>::new(head, tail);
     let mut counts = text.counts((head.len() + tail.len()) as u32);
 
     emit_char_grams(&text, sink);
@@ -434,13 +450,13 @@ pub fn char_gram_hash(bytes: u64) -> u32 {
 /// Emits the character n-gram starting at each byte, settling the sink
 /// after every [`SETTLE_AFTER`] of them.
 #[inline(always)]
-fn emit_char_grams<const N: usize, S: Sink>(text: &Text<N>, sink: &mut S) {
+fn emit_char_grams<const W: usize, S: Sink>(text: &Text<W>, sink: &mut S) {
     let grams = text.len.saturating_sub(CHAR_GRAM - 1);
     let mut start = 0;
     while start + SETTLE_AFTER <= grams {
         // The block ends at most 4 bytes past the text, inside the
         // padding, so it is always there. The loop below would take over.
-        let Some(block) = text.bytes[start..].first_chunk::<CHAR_BLOCK_BYTES>() else {
+        let Some(block) = text.bytes()[start..].first_chunk::<CHAR_BLOCK_BYTES>() else {
             break;
         };
         sink.add_char_grams(block);
@@ -591,7 +607,7 @@ mod tests {
     }
 
     fn spans(text: &[u8]) -> Vec<(usize, usize, bool)> {
-        let text = Text::<FULL_CAPACITY>::new(text, &[]);
+        let text = Text::<FULL_WORDS>::new(text, &[]);
         let mut spans = Vec::new();
         tokens::for_each_token(&text, |start, end, word| spans.push((start, end, word)));
         spans
@@ -669,11 +685,11 @@ mod tests {
             &long,
         ] {
             let (head, tail) = read_window(prompt.as_bytes());
-            let mut wide = Text::<FULL_CAPACITY>::copied(head, tail);
+            let mut wide = Text::<FULL_WORDS>::copied(head, tail);
             if !wide.normalize_wide() {
                 return;
             }
-            let mut narrow = Text::<FULL_CAPACITY>::copied(head, tail);
+            let mut narrow = Text::<FULL_WORDS>::copied(head, tail);
             narrow.normalize_narrow();
             assert_eq!(wide.bytes, narrow.bytes, "{} bytes", prompt.len());
             assert_eq!(wide.words, narrow.words, "{} bytes", prompt.len());
@@ -696,7 +712,7 @@ mod tests {
         ];
         for prompt in &prompts {
             let (head, tail) = read_window(prompt.as_bytes());
-            let text = Text::<FULL_CAPACITY>::new(head, tail);
+            let text = Text::<FULL_WORDS>::new(head, tail);
             let mut counts = text.counts((head.len() + tail.len()) as u32);
             let mut expected = counts::tests::reference_categories(head);
             for (total, tail_count) in expected
@@ -727,7 +743,7 @@ mod tests {
         while text.len() < 1500 {
             state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             text.extend_from_slice(pieces[(state >> 16) as usize % pieces.len()]);
-            let stats = Text::<FULL_CAPACITY>::new(&text, &[]).word_stats();
+            let stats = Text::<FULL_WORDS>::new(&text, &[]).word_stats();
             assert_eq!(stats, reference_stats(&text), "{} bytes", text.len());
         }
     }
@@ -737,8 +753,8 @@ mod tests {
         let word = b"antidisestablishmentarianism";
         let mut text = vec![b' '; 70];
         text.extend_from_slice(word);
-        let shifted = Text::<FULL_CAPACITY>::new(&text, &[]);
-        let alone = Text::<FULL_CAPACITY>::new(word, &[]);
+        let shifted = Text::<FULL_WORDS>::new(&text, &[]);
+        let alone = Text::<FULL_WORDS>::new(word, &[]);
         assert_eq!(
             shifted.word_hash(70, 70 + word.len()),
             alone.word_hash(0, word.len())
@@ -751,20 +767,23 @@ mod tests {
         let prompt = "Sort this list: [3, 1, 2].\nThen explain why.";
         let mut short = Vec::new();
         let mut full = Vec::new();
-        let dense_short = scan_into::<SHORT_CAPACITY, _>(
-            prompt.as_bytes(),
-            &mut EachFeature(|h, _| short.push(h)),
-        );
+        let mut small = Vec::new();
+        let dense_small =
+            scan_into::<SMALL_WORDS, _>(prompt.as_bytes(), &mut EachFeature(|h, _| small.push(h)));
+        let dense_short =
+            scan_into::<SHORT_WORDS, _>(prompt.as_bytes(), &mut EachFeature(|h, _| short.push(h)));
         let dense_full =
-            scan_into::<FULL_CAPACITY, _>(prompt.as_bytes(), &mut EachFeature(|h, _| full.push(h)));
+            scan_into::<FULL_WORDS, _>(prompt.as_bytes(), &mut EachFeature(|h, _| full.push(h)));
+        assert_eq!(small, full);
         assert_eq!(short, full);
+        assert_eq!(dense_small, dense_full);
         assert_eq!(dense_short, dense_full);
     }
 
     #[test]
     fn lengths_around_buffer_sizes() {
         for len in [
-            1, 15, 16, 17, 63, 64, 65, 1024, 1080, 1081, 5120, 5121, 6000,
+            1, 15, 16, 17, 63, 64, 65, 248, 249, 1024, 1080, 1081, 5120, 5121, 6000,
         ] {
             let prompt = "ab1 ".repeat(len / 4 + 1)[..len].to_string();
             let mut count = 0;

@@ -42,8 +42,8 @@ struct Carry {
 /// walk takes the lowest bit of each mask in turn. Only a word that runs
 /// on across a mask word edge has its start and end in different words.
 #[inline(always)]
-fn for_each_token_in<const N: usize>(
-    text: &Text<N>,
+fn for_each_token_in<const W: usize>(
+    text: &Text<W>,
     index: usize,
     carry: Carry,
     mut visit: impl FnMut(usize, usize, bool),
@@ -91,8 +91,8 @@ fn for_each_token_in<const N: usize>(
 /// Calls `visit` with the span `start..end` of every token in order, and
 /// whether it is a word.
 #[cfg(test)]
-pub(super) fn for_each_token<const N: usize>(
-    text: &Text<N>,
+pub(super) fn for_each_token<const W: usize>(
+    text: &Text<W>,
     mut visit: impl FnMut(usize, usize, bool),
 ) {
     let mut carry = Carry::default();
@@ -118,7 +118,7 @@ const _: () = assert!(BLOCK_TOKENS - 1 + 64 + REGION_TOKENS <= RING);
 /// each 64-byte mask word are hashed into a ring first, and their features
 /// are emitted from the ring in blocks of [`BLOCK_TOKENS`].
 #[inline(always)]
-pub(super) fn emit<const N: usize, S: Sink>(text: &Text<N>, sink: &mut S) {
+pub(super) fn emit<const W: usize, S: Sink>(text: &Text<W>, sink: &mut S) {
     let mut ring = [0u64; RING];
     // Token `i` has slot `i % RING`. `queued` tokens are hashed, and the
     // features of the first `done` are emitted.
