@@ -187,6 +187,7 @@ impl<const W: usize> Text<W> {
         self.bytes.as_flattened()
     }
 
+    /// Returns the buffer for writing.
     #[inline(always)]
     fn bytes_mut(&mut self) -> &mut [u8] {
         self.bytes.as_flattened_mut()
@@ -194,7 +195,7 @@ impl<const W: usize> Text<W> {
 
     /// Normalizes `head`, and `tail` after a separating space when it is
     /// not empty. The caller ensures that the parts and the padding fit in
-    /// `N` bytes.
+    /// the `W * 64` bytes of the buffer.
     #[inline(always)]
     fn new(head: &[u8], tail: &[u8]) -> Self {
         let mut text = Self::copied(head, tail);

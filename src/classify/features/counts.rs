@@ -6,8 +6,8 @@
 
 use super::DENSE_COUNT;
 
-/// Byte categories counted for the numeric features, one field each in
-/// [`COUNT_INFO`], so that one addition per byte counts them all.
+/// Byte categories counted for the numeric features. Each has a field in
+/// [`COUNT_INFO`], so that one addition per token byte counts them all.
 const COUNTED: [&[u8]; 9] = [
     b"0123456789",
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZ",
@@ -20,8 +20,9 @@ const COUNTED: [&[u8]; 9] = [
     b".!?",
 ];
 
-/// Indexes of the categories of word bytes in [`COUNTED`].
+/// Index of the digit category in [`COUNTED`], counted from masks.
 const DIGITS: usize = 0;
+/// Index of the capital letter category in [`COUNTED`], counted from masks.
 const UPPER: usize = 1;
 /// Index of the non-ASCII category in [`COUNTED`]; it matches by range.
 const NON_ASCII: usize = 7;
