@@ -4,12 +4,19 @@
 //! grpcurl (`-unix`) and grpcio (`unix:` targets) put the socket path in
 //! `:authority`. The h2 server under tonic rejects a path there as a
 //! malformed authority and resets the stream. [`AuthorityFix`] wraps a
-//! server-side connection, and on the bytes read from the client it decodes
-//! each header block, replaces an `:authority` that is not a valid URI
-//! authority with `localhost`, and encodes the block again. All other frames
-//! and the whole write direction pass through unchanged.
+//! server-side connection and reads the client's first header block. When
+//! its `:authority` is valid (a tonic client with an `http://localhost`
+//! endpoint sends `localhost`), the rest of the connection passes through
+//! untouched. Otherwise the wrapper decodes every header block of the
+//! connection, replaces an `:authority` that is not a valid URI authority
+//! with `localhost`, and encodes the block again. All other frames and the
+//! whole write direction pass through unchanged.
 //!
-//! The re-encoded block uses only literals without indexing, so the server's
+//! NOTE: a client that sends a valid authority first and a socket path in a
+//! later request of the same connection (a per-call authority override)
+//! gets that request reset by h2, as without this wrapper.
+//!
+//! A re-encoded block uses only literals without indexing, so the server's
 //! HPACK decoder never gains dynamic table entries, while the decoder here
 //! follows the client's dynamic table as the server's would have.
 
@@ -39,10 +46,16 @@ const MAX_FRAME_PAYLOAD: usize = 16_384;
 /// HPACK dynamic table size that h2 advertises by default (4,096 bytes).
 const HPACK_TABLE_SIZE: usize = 4096;
 const REPLACEMENT_AUTHORITY: &[u8] = b"localhost";
+/// Free space ensured in the input buffer before each read.
+const READ_CHUNK: usize = 8 * 1024;
 
 enum Stage {
     Preface,
-    Frames,
+    /// Frames up to the end of the first header block, which selects
+    /// [`Stage::Rewrite`] or [`Stage::Passthrough`].
+    FirstBlock,
+    /// Every header block is decoded and encoded again.
+    Rewrite,
     /// Not an HTTP/2 prior-knowledge connection, or one this module cannot
     /// follow: bytes pass through and the server decides.
     Passthrough,
@@ -53,6 +66,9 @@ struct PendingBlock {
     stream_id: u32,
     end_stream: bool,
     block: Vec<u8>,
+    /// The block's frames as the client sent them. Only the first block
+    /// keeps them, because it passes on unchanged when its authority is valid.
+    frames: BytesMut,
 }
 
 pub struct AuthorityFix<S> {
@@ -100,9 +116,9 @@ impl<S> AuthorityFix<S> {
                     }
                     let preface = self.input.split_to(PREFACE.len());
                     self.output.unsplit(preface);
-                    self.stage = Stage::Frames;
+                    self.stage = Stage::FirstBlock;
                 }
-                Stage::Frames => {
+                Stage::FirstBlock | Stage::Rewrite => {
                     if !self.process_frame()? {
                         return Ok(());
                     }
@@ -133,15 +149,22 @@ impl<S> AuthorityFix<S> {
             u32::from_be_bytes([self.input[5], self.input[6], self.input[7], self.input[8]])
                 & 0x7fff_ffff;
         let mut frame = self.input.split_to(FRAME_HEADER_LEN + length);
+        let first_block = matches!(self.stage, Stage::FirstBlock);
 
         match (kind, self.pending.is_some()) {
             (HEADERS, false) => {
+                let original = if first_block {
+                    frame.clone()
+                } else {
+                    BytesMut::new()
+                };
                 frame.advance(FRAME_HEADER_LEN);
                 let fragment = header_fragment(&frame, flags)?;
                 let pending = PendingBlock {
                     stream_id,
                     end_stream: flags & END_STREAM != 0,
                     block: fragment.to_vec(),
+                    frames: original,
                 };
                 self.pending = Some(pending);
                 if flags & END_HEADERS != 0 {
@@ -149,17 +172,18 @@ impl<S> AuthorityFix<S> {
                 }
             }
             (CONTINUATION, true) => {
-                frame.advance(FRAME_HEADER_LEN);
                 let pending = self
                     .pending
                     .as_mut()
                     .ok_or_else(|| invalid("CONTINUATION without HEADERS"))?;
-                if pending.stream_id != stream_id
-                    || pending.block.len() + frame.len() > MAX_HEADER_BLOCK
+                if pending.stream_id != stream_id || pending.block.len() + length > MAX_HEADER_BLOCK
                 {
                     return Err(invalid("invalid CONTINUATION frame"));
                 }
-                pending.block.extend_from_slice(&frame);
+                if first_block {
+                    pending.frames.extend_from_slice(&frame);
+                }
+                pending.block.extend_from_slice(&frame[FRAME_HEADER_LEN..]);
                 if flags & END_HEADERS != 0 {
                     self.finish_block()?;
                 }
@@ -170,15 +194,20 @@ impl<S> AuthorityFix<S> {
         Ok(true)
     }
 
+    /// Writes a complete header block to the output. The first block goes
+    /// unchanged when its authority is valid, and the connection then passes
+    /// through. Any other block is encoded again with a valid authority.
     fn finish_block(&mut self) -> io::Result<()> {
         let Some(pending) = self.pending.take() else {
             return Ok(());
         };
         let mut encoded = Vec::with_capacity(pending.block.len() + 16);
+        let mut replaced = false;
         let mut result = Ok(());
         self.decoder
             .decode_with_cb(&pending.block, |name, value| {
                 let value: &[u8] = if &*name == b":authority" && !is_valid_authority(&value) {
+                    replaced = true;
                     REPLACEMENT_AUTHORITY
                 } else {
                     &value
@@ -190,6 +219,14 @@ impl<S> AuthorityFix<S> {
             })
             .map_err(|err| invalid(&format!("invalid HPACK header block: {err:?}")))?;
         result?;
+        if matches!(self.stage, Stage::FirstBlock) {
+            if !replaced {
+                self.output.unsplit(pending.frames);
+                self.stage = Stage::Passthrough;
+                return Ok(());
+            }
+            self.stage = Stage::Rewrite;
+        }
         write_header_frames(
             &mut self.output,
             pending.stream_id,
@@ -308,16 +345,21 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
             if this.eof {
                 return Poll::Ready(Ok(()));
             }
-            let mut chunk = [0u8; 8192];
-            let mut read = ReadBuf::new(&mut chunk);
-            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
-            if read.filled().is_empty() {
+            if matches!(this.stage, Stage::Passthrough) && this.input.is_empty() {
+                return Pin::new(&mut this.inner).poll_read(cx, buf);
+            }
+            this.input.reserve(READ_CHUNK);
+            let read = ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut this.inner),
+                cx,
+                &mut this.input
+            ))?;
+            if read == 0 {
                 this.eof = true;
                 let rest = this.input.split();
                 this.output.unsplit(rest);
                 continue;
             }
-            this.input.extend_from_slice(read.filled());
             this.process()?;
         }
     }

@@ -128,6 +128,48 @@ async fn valid_authority_is_kept() {
 }
 
 #[tokio::test]
+async fn valid_first_authority_passes_through() {
+    let mut encoder = loona_hpack::Encoder::new();
+    let mut input = PREFACE.to_vec();
+    input.extend(frame(0x4, 0, 0, &[0, 3, 0, 0, 0, 100]));
+    input.extend(frame(
+        HEADERS,
+        END_HEADERS,
+        1,
+        &block(&mut encoder, &request_headers("localhost")),
+    ));
+    input.extend(frame(0x0, END_STREAM, 1, b"\0\0\0\0\x02hi"));
+    // This block refers to the client's dynamic table, which the server's
+    // own decoder follows once the connection passes through.
+    input.extend(frame(
+        HEADERS,
+        END_HEADERS,
+        3,
+        &block(&mut encoder, &request_headers("localhost")),
+    ));
+    // Once the connection passes through, later blocks are not read.
+    input.extend(frame(
+        HEADERS,
+        END_HEADERS,
+        5,
+        &block(&mut encoder, &request_headers("/tmp/x/grpc.sock")),
+    ));
+    assert_eq!(rewrite(input.clone()).await.unwrap(), input);
+}
+
+#[tokio::test]
+async fn valid_continued_first_block_unchanged() {
+    let mut encoder = loona_hpack::Encoder::new();
+    let fragment = block(&mut encoder, &request_headers("127.0.0.1:7575"));
+    let (first, rest) = fragment.split_at(10);
+    let mut input = PREFACE.to_vec();
+    input.extend(frame(HEADERS, END_STREAM, 1, first));
+    input.extend(frame(CONTINUATION, END_HEADERS, 1, rest));
+    input.extend(frame(0x4, 0, 0, &[]));
+    assert_eq!(rewrite(input.clone()).await.unwrap(), input);
+}
+
+#[tokio::test]
 async fn dynamic_table_entries_resolve_in_later_blocks() {
     let mut encoder = loona_hpack::Encoder::new();
     let headers = request_headers("/run/triage/grpc.sock");
