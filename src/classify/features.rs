@@ -62,6 +62,11 @@ impl Heads {
 
 /// Receives the hashed features of a scan.
 pub trait Sink {
+    /// Whether the scan walks tokens with AVX-512 instructions. A sink sets
+    /// it only when it exists inside code compiled for the features that
+    /// `tokens::wide::detected` checks, because the walk is inlined there.
+    const WIDE_TOKENS: bool = false;
+
     /// Takes the 32-bit hash of one feature occurrence that feeds `heads`.
     fn add(&mut self, hash: u32, heads: Heads);
 
@@ -398,6 +403,13 @@ impl<const W: usize> Text<W> {
         }
         stats
     }
+}
+
+/// Returns whether this processor has the AVX-512 features that a sink
+/// with [`Sink::WIDE_TOKENS`] needs, beyond AVX2.
+#[cfg(target_arch = "x86_64")]
+pub fn wide_tokens_detected() -> bool {
+    tokens::wide::detected()
 }
 
 /// Scans the bounded window of `prompt`, calls `emit` with the 32-bit hash

@@ -6,6 +6,7 @@
 //! sum is widened to 32 bits. The weights file bounds every value so that
 //! those partial sums cannot overflow. On x86-64 processors with AVX2 the
 //! whole scan is compiled for AVX2, and one row is one 256-bit addition.
+//! With AVX-512 as well, the token walk takes AVX-512 instructions.
 //! Elsewhere the same sums are computed one lane at a time. Tests check
 //! that both agree with a plain sum.
 
@@ -21,8 +22,28 @@ const _: () = assert!(SETTLE_AFTER <= ROWS_PER_I16_SUM);
 #[derive(Clone, Debug)]
 pub struct Table {
     rows: Vec<Lanes>,
-    /// Whether this processor has the instructions of the AVX2 scan.
-    avx2: bool,
+    /// The fastest scan this processor has the instructions for.
+    tier: Tier,
+}
+
+/// The scans, from the portable one to the one with the most instructions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Tier {
+    Lanewise,
+    Avx2,
+    Avx512,
+}
+
+impl Tier {
+    fn detected() -> Tier {
+        if avx2::detected_avx512() {
+            Tier::Avx512
+        } else if avx2::detected() {
+            Tier::Avx2
+        } else {
+            Tier::Lanewise
+        }
+    }
 }
 
 /// The sums of one prompt's table rows, kept apart by the heads they feed,
@@ -48,25 +69,30 @@ impl Table {
         assert!(rows.len().is_power_of_two(), "{} rows", rows.len());
         Table {
             rows: rows.iter().map(Lanes::new).collect(),
-            avx2: avx2::detected(),
+            tier: Tier::detected(),
         }
     }
 
     /// Scans `prompt` and sums the rows of its features. Returns the sums
     /// and the numeric features.
     pub fn scan(&self, prompt: &str) -> (Sums, [f32; DENSE_COUNT]) {
-        #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
-            #[allow(unsafe_code)]
-            // SAFETY: `avx2` is set only when the processor has every
-            // feature that `avx2::scan` enables.
-            return unsafe { avx2::scan(&self.rows, prompt) };
-        }
-        self.scan_lanewise(prompt)
+        self.scan_with(self.tier, prompt)
     }
 
-    /// Scans like [`Table::scan`] with the portable lane-by-lane sums.
-    fn scan_lanewise(&self, prompt: &str) -> (Sums, [f32; DENSE_COUNT]) {
+    /// Scans like [`Table::scan`] with the scan of `tier`, which is at most
+    /// the detected one.
+    fn scan_with(&self, tier: Tier, prompt: &str) -> (Sums, [f32; DENSE_COUNT]) {
+        debug_assert!(tier <= self.tier);
+        #[cfg(target_arch = "x86_64")]
+        #[allow(unsafe_code)]
+        match tier {
+            // SAFETY: `tier` is at most the detected tier, so the processor
+            // has every feature that the scan enables.
+            Tier::Avx512 => return unsafe { avx2::scan_avx512(&self.rows, prompt) },
+            // SAFETY: as above.
+            Tier::Avx2 => return unsafe { avx2::scan(&self.rows, prompt) },
+            Tier::Lanewise => {}
+        }
         let mut sink = LanewiseSink::new(&self.rows);
         let dense = features::scan_to_sink(prompt, &mut sink);
         (sink.finish(), dense)
@@ -171,6 +197,10 @@ mod avx2 {
     pub fn detected() -> bool {
         false
     }
+
+    pub fn detected_avx512() -> bool {
+        false
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -221,9 +251,15 @@ mod avx2 {
         }
     }
 
+    /// Returns whether this processor also has the AVX-512 features of
+    /// [`scan_avx512`].
+    pub fn detected_avx512() -> bool {
+        detected() && features::wide_tokens_detected()
+    }
+
     /// Partial sums per head in 16 i16 lanes, and their widened totals in
-    /// two vectors of 8 i32 lanes.
-    struct Avx2Sink<'t> {
+    /// two vectors of 8 i32 lanes. `WIDE` selects the AVX-512 token walk.
+    struct Avx2Sink<'t, const WIDE: bool> {
         rows: &'t [Lanes],
         mask: usize,
         part: [__m256i; 2],
@@ -235,8 +271,23 @@ mod avx2 {
     /// power of two.
     #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
     pub fn scan(rows: &[Lanes], prompt: &str) -> (Sums, [f32; DENSE_COUNT]) {
-        let zero = _mm256_setzero_si256();
-        let mut sink = Avx2Sink {
+        scan_to::<false>(rows, prompt)
+    }
+
+    /// Scans like [`scan`], and walks the tokens with AVX-512.
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi2")]
+    pub fn scan_avx512(rows: &[Lanes], prompt: &str) -> (Sums, [f32; DENSE_COUNT]) {
+        scan_to::<true>(rows, prompt)
+    }
+
+    /// Scans `prompt` into the sums of `rows`. Both scans inline this body.
+    #[inline(always)]
+    fn scan_to<const WIDE: bool>(rows: &[Lanes], prompt: &str) -> (Sums, [f32; DENSE_COUNT]) {
+        #[allow(unsafe_code)]
+        // SAFETY: both callers enable AVX2.
+        let zero = unsafe { _mm256_setzero_si256() };
+        let mut sink = Avx2Sink::<WIDE> {
             rows,
             mask: rows.len() - 1,
             part: [zero; 2],
@@ -259,7 +310,9 @@ mod avx2 {
         (sums_of(&wide, sink.counts), dense)
     }
 
-    impl features::Sink for Avx2Sink<'_> {
+    impl<const WIDE: bool> features::Sink for Avx2Sink<'_, WIDE> {
+        const WIDE_TOKENS: bool = WIDE;
+
         #[inline(always)]
         fn add(&mut self, hash: u32, heads: Heads) {
             let index = hash as usize & self.mask;
@@ -418,6 +471,14 @@ mod tests {
         ]
     }
 
+    /// Returns the tiers this processor can run, the detected one last.
+    fn tiers(table: &Table) -> Vec<Tier> {
+        [Tier::Lanewise, Tier::Avx2, Tier::Avx512]
+            .into_iter()
+            .filter(|&tier| tier <= table.tier)
+            .collect()
+    }
+
     #[test]
     fn scan_matches_plain_sum() {
         let rows = extreme_rows(10);
@@ -425,8 +486,13 @@ mod tests {
         for prompt in prompts() {
             let expected = reference(&rows, &prompt);
             let head = &prompt[..prompt.len().min(40)];
-            assert_eq!(table.scan(&prompt), expected, "prompt {head:?}");
-            assert_eq!(table.scan_lanewise(&prompt), expected, "prompt {head:?}");
+            for tier in tiers(&table) {
+                assert_eq!(
+                    table.scan_with(tier, &prompt),
+                    expected,
+                    "{tier:?} {head:?}"
+                );
+            }
         }
     }
 
@@ -438,8 +504,13 @@ mod tests {
             for prompt in prompts() {
                 let expected = reference(&rows, &prompt);
                 let head = &prompt[..prompt.len().min(40)];
-                assert_eq!(table.scan(&prompt), expected, "{value} {head:?}");
-                assert_eq!(table.scan_lanewise(&prompt), expected, "{value} {head:?}");
+                for tier in tiers(&table) {
+                    assert_eq!(
+                        table.scan_with(tier, &prompt),
+                        expected,
+                        "{tier:?} {value} {head:?}"
+                    );
+                }
             }
         }
     }

@@ -4,6 +4,9 @@
 //! the masks of a [`Text`] with one bit scan per token rather than a branch
 //! per byte.
 
+#[cfg(target_arch = "x86_64")]
+pub(super) mod wide;
+
 use super::{Heads, SETTLE_AFTER, Sink, Text, mix};
 
 const SALT_UNIGRAM: u64 = 0x517c_c1b7_2722_0a95;
@@ -114,11 +117,23 @@ const RING: usize = 128;
 
 const _: () = assert!(BLOCK_TOKENS - 1 + 64 + REGION_TOKENS <= RING);
 
+/// Emits the features of every token of `text` into `sink`, with the
+/// AVX-512 walk when the sink allows it.
+#[inline(always)]
+pub(super) fn emit<const W: usize, S: Sink>(text: &Text<W>, sink: &mut S) {
+    #[cfg(target_arch = "x86_64")]
+    if S::WIDE_TOKENS {
+        wide::emit(text, sink);
+        return;
+    }
+    emit_by_mask_words(text, sink);
+}
+
 /// Emits the features of every token of `text` into `sink`. The tokens of
 /// each 64-byte mask word are hashed into a ring first, and their features
 /// are emitted from the ring in blocks of [`BLOCK_TOKENS`].
 #[inline(always)]
-pub(super) fn emit<const W: usize, S: Sink>(text: &Text<W>, sink: &mut S) {
+pub(super) fn emit_by_mask_words<const W: usize, S: Sink>(text: &Text<W>, sink: &mut S) {
     let mut ring = [0u64; RING];
     // Token `i` has slot `i % RING`. `queued` tokens are hashed, and the
     // features of the first `done` are emitted.
@@ -151,7 +166,7 @@ pub(super) fn emit<const W: usize, S: Sink>(text: &Text<W>, sink: &mut S) {
         done += 1;
     }
     sink.settle(Heads::Both);
-    emit_tail_region(&ring, queued, sink);
+    emit_tail_region(queued, |token| ring[token % RING], sink);
 }
 
 /// Emits the unigram of `token` and its bigram with `previous`, which then
@@ -207,14 +222,14 @@ fn emit_head_region<S: Sink>(token: u64, position: usize, sink: &mut S) {
     sink.add(mix(token ^ SALT_HEAD_REGION), Heads::Both);
 }
 
-/// Emits position- and region-tagged copies of the last tokens. Their
-/// hashes are in `ring`, token `i` at slot `i % RING`, and `count` tokens
-/// were queued.
+/// Emits position- and region-tagged copies of the last tokens of the
+/// `count` tokens. `hash(i)` returns the hash of token `i`, and is called
+/// for the last [`REGION_TOKENS`] only.
 #[inline(always)]
-fn emit_tail_region<S: Sink>(ring: &[u64; RING], count: usize, sink: &mut S) {
+fn emit_tail_region<S: Sink>(count: usize, hash: impl Fn(usize) -> u64, sink: &mut S) {
     let known = count.min(REGION_TOKENS);
     for position in 0..known {
-        let token = ring[(count - 1 - position) % RING];
+        let token = hash(count - 1 - position);
         if position < EDGE_TOKENS {
             let tagged = token ^ SALT_LAST.wrapping_mul(position as u64 + 1);
             sink.add(mix(tagged), Heads::Both);
