@@ -198,41 +198,55 @@ impl<const W: usize> Text<W> {
         self.bytes.as_flattened_mut()
     }
 
-    /// Normalizes `head`, and `tail` after a separating space when it is
-    /// not empty. The caller ensures that the parts and the padding fit in
-    /// the `W * 64` bytes of the buffer.
-    #[inline(always)]
+    /// Returns the normalized text of `head`, and of `tail` after a
+    /// separating space when it is not empty. The caller ensures that the
+    /// parts and the padding fit in the `W * 64` bytes of the buffer.
+    #[cfg(test)]
     fn new(head: &[u8], tail: &[u8]) -> Self {
-        let mut text = Self::copied(head, tail);
-        #[cfg(target_arch = "x86_64")]
-        if text.normalize_wide() {
-            return text;
-        }
-        text.normalize_narrow();
+        let mut text = Self::empty();
+        text.read(head, tail);
         text
     }
 
-    /// Copies `head`, and `tail` after a separating space when it is not
-    /// empty, without normalizing them.
+    /// Returns an empty text with a zeroed buffer.
     #[inline(always)]
-    fn copied(head: &[u8], tail: &[u8]) -> Self {
-        let mut text = Text {
+    fn empty() -> Self {
+        Text {
             bytes: [[0; 64]; W],
-            len: head.len(),
+            len: 0,
             words: [0; W],
             tokens: [0; W],
             digits: [0; W],
             upper: 0,
             non_ascii: 0,
-        };
-        text.bytes_mut()[..head.len()].copy_from_slice(head);
-        if !tail.is_empty() {
-            let at = text.len;
-            text.bytes_mut()[at] = b' ';
-            text.bytes_mut()[at + 1..at + 1 + tail.len()].copy_from_slice(tail);
-            text.len += 1 + tail.len();
         }
-        text
+    }
+
+    /// Reads and normalizes `head` and `tail` into this empty text, as
+    /// [`Text::new`] does. The scan calls this on a text in its own frame,
+    /// because returning the text would copy its buffer.
+    #[inline(always)]
+    fn read(&mut self, head: &[u8], tail: &[u8]) {
+        self.copy(head, tail);
+        #[cfg(target_arch = "x86_64")]
+        if self.normalize_wide() {
+            return;
+        }
+        self.normalize_narrow();
+    }
+
+    /// Copies `head`, and `tail` after a separating space when it is not
+    /// empty, into this empty text without normalizing them.
+    #[inline(always)]
+    fn copy(&mut self, head: &[u8], tail: &[u8]) {
+        self.bytes_mut()[..head.len()].copy_from_slice(head);
+        self.len = head.len();
+        if !tail.is_empty() {
+            let at = self.len;
+            self.bytes_mut()[at] = b' ';
+            self.bytes_mut()[at + 1..at + 1 + tail.len()].copy_from_slice(tail);
+            self.len += 1 + tail.len();
+        }
     }
 
     /// Normalizes the bytes in place, 32 at a time, fills the masks and
@@ -437,7 +451,8 @@ pub fn scan_to_sink<S: Sink>(prompt: &str, sink: &mut S) -> [f32; DENSE_COUNT] {
 #[inline(always)]
 fn scan_into<const W: usize, S: Sink>(prompt: &[u8], sink: &mut S) -> [f32; DENSE_COUNT] {
     let (head, tail) = read_window(prompt);
-    let text = Text::<W>::new(head, tail);
+    let mut text = Text::<W>::empty();
+    text.read(head, tail);
     let mut counts = text.counts((head.len() + tail.len()) as u32);
 
     emit_char_grams(&text, sink);
@@ -698,11 +713,13 @@ mod tests {
             &long,
         ] {
             let (head, tail) = read_window(prompt.as_bytes());
-            let mut wide = Text::<FULL_WORDS>::copied(head, tail);
+            let mut wide = Text::<FULL_WORDS>::empty();
+            wide.copy(head, tail);
             if !wide.normalize_wide() {
                 return;
             }
-            let mut narrow = Text::<FULL_WORDS>::copied(head, tail);
+            let mut narrow = Text::<FULL_WORDS>::empty();
+            narrow.copy(head, tail);
             narrow.normalize_narrow();
             assert_eq!(wide.bytes, narrow.bytes, "{} bytes", prompt.len());
             assert_eq!(wide.words, narrow.words, "{} bytes", prompt.len());
