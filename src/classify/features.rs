@@ -419,6 +419,9 @@ impl<const W: usize> Text<W> {
     }
 }
 
+/// The longest prompt, in bytes, that is read into the smallest buffer.
+pub const SMALL_PROMPT: usize = SMALL_WORDS * 64 - PADDING;
+
 /// Returns whether this processor has the AVX-512 features that a sink
 /// with [`Sink::WIDE_TOKENS`] needs, beyond AVX2.
 #[cfg(target_arch = "x86_64")]
