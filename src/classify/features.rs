@@ -419,7 +419,8 @@ impl<const W: usize> Text<W> {
     }
 }
 
-/// The longest prompt, in bytes, that is read into the smallest buffer.
+/// The maximum prompt length, in bytes, that is read into the smallest
+/// buffer.
 pub const SMALL_PROMPT: usize = SMALL_WORDS * 64 - PADDING;
 
 /// Returns whether this processor has the AVX-512 features that a sink

@@ -87,15 +87,14 @@ impl Table {
         self.scan_with(tier, prompt)
     }
 
-    /// Scans like [`Table::scan`] with the scan of `tier`, which is at most
-    /// the detected one.
+    /// Scans like [`Table::scan`] with the scan of `tier`, or of the
+    /// detected tier when `tier` is higher.
     fn scan_with(&self, tier: Tier, prompt: &str) -> (Sums, [f32; DENSE_COUNT]) {
-        debug_assert!(tier <= self.tier);
         #[cfg(target_arch = "x86_64")]
         #[allow(unsafe_code)]
-        match tier {
-            // SAFETY: `tier` is at most the detected tier, so the processor
-            // has every feature that the scan enables.
+        match tier.min(self.tier) {
+            // SAFETY: the tier is at most the detected tier, so the
+            // processor has every feature that the scan enables.
             Tier::Avx512 => return unsafe { avx2::scan_avx512(&self.rows, prompt) },
             // SAFETY: as above.
             Tier::Avx2 => return unsafe { avx2::scan(&self.rows, prompt) },

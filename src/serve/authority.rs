@@ -54,10 +54,11 @@ enum Stage {
     /// Frames up to the end of the first header block, which selects
     /// [`Stage::Rewrite`] or [`Stage::Passthrough`].
     FirstBlock,
-    /// Every header block is decoded and encoded again.
+    /// Decoding and encoding again of every header block.
     Rewrite,
-    /// Not an HTTP/2 prior-knowledge connection, or one this module cannot
-    /// follow: bytes pass through and the server decides.
+    /// Bytes passing through unchanged: the first header block had a valid
+    /// authority, or the connection is not HTTP/2 with prior knowledge, or
+    /// this module cannot follow it, so the server decides.
     Passthrough,
 }
 

@@ -5,9 +5,9 @@
 //! in the parent module: only their order, and so the sink's settle points,
 //! differ.
 //!
-//! Everything here is inlined into [`emit`]'s caller, which a sink with
-//! [`Sink::WIDE_TOKENS`] set guarantees to be compiled for the features that [`detected`]
-//! checks.
+//! Everything here is inlined into the caller of [`emit`]. A sink sets
+//! [`Sink::WIDE_TOKENS`] only inside code compiled for the features that
+//! [`detected`] checks, so that is where this code runs.
 
 use std::arch::x86_64::{
     __m256i, __m512i, _mm_loadu_si128, _mm256_storeu_si256, _mm512_add_epi16, _mm512_add_epi64,
