@@ -107,7 +107,7 @@ impl<F: FnMut(u32, Heads)> Sink for EachFeature<F> {
 
 /// Zero bytes after the text, so that an 8-byte load starting at any text
 /// byte stays inside the buffer.
-const PADDING: usize = 8;
+pub(super) const PADDING: usize = 8;
 
 /// Buffer size, in mask words of 64 bytes, for prompts of up to 248
 /// bytes. Buffer sizes step up so that short prompts do not pay for

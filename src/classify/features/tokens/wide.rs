@@ -18,7 +18,9 @@ use std::arch::x86_64::{
     _mm512_sllv_epi64, _mm512_srli_epi64, _mm512_storeu_si512, _mm512_sub_epi64, _mm512_xor_si512,
 };
 
-use super::super::{MULTIPLY_WORD, SALT_WORD, Sink, Text};
+use std::mem::MaybeUninit;
+
+use super::super::{MULTIPLY_WORD, PADDING, SALT_WORD, Sink, Text};
 use super::{
     Heads, MULTIPLY, REGION_TOKENS, SALT_BIGRAM, SALT_UNIGRAM, TAIL_TOKENS_PER_SETTLE,
     emit_head_region, emit_tail_region,
@@ -48,6 +50,10 @@ const RECENT_BLOCKS: usize = 4;
 
 const _: () = assert!(REGION_TOKENS + LANES - 1 <= (RECENT_BLOCKS - 1) * LANES);
 
+// The spans end with `LANES` zeros, which fit because the text leaves at
+// least `PADDING` bytes of its buffer unused.
+const _: () = assert!(LANES <= PADDING);
+
 /// Byte offsets 0 to 63 in 16-bit lanes.
 static OFFSETS: [u16; 64] = {
     let mut offsets = [0; 64];
@@ -65,12 +71,13 @@ static OFFSETS: [u16; 64] = {
 pub(in super::super) fn emit<const W: usize, S: Sink>(text: &Text<W>, sink: &mut S) {
     debug_assert!(S::WIDE_TOKENS);
     // Every token has one start and one end, and each array has room for
-    // a token at every byte.
-    let mut starts = [[0u16; 64]; W];
-    let mut ends = [[0u16; 64]; W];
+    // a token at every byte. Clearing both would store up to 20 KiB per
+    // scan, so they start uninitialized.
+    let mut starts = [[MaybeUninit::uninit(); 64]; W];
+    let mut ends = [[MaybeUninit::uninit(); 64]; W];
     let count = spans(text, starts.as_flattened_mut(), ends.as_flattened_mut());
-    let starts = starts.as_flattened();
-    let ends = ends.as_flattened();
+    let starts = written(starts.as_flattened(), count + LANES);
+    let ends = written(ends.as_flattened(), count + LANES);
 
     let mut first = [0u64; 2 * LANES];
     let mut recent = [[0u64; LANES]; RECENT_BLOCKS];
@@ -132,10 +139,15 @@ pub(in super::super) fn emit<const W: usize, S: Sink>(text: &Text<W>, sink: &mut
 }
 
 /// Writes the start and the last byte of every token, in order, to
-/// `starts` and `ends`, and returns the number of tokens. Both slices have
-/// room for one token per byte of the buffer.
+/// `starts` and `ends`, followed by [`LANES`] zeros, and returns the number
+/// of tokens. Both slices have room for one token per byte of the buffer,
+/// and the buffer ends with at least `LANES` bytes of padding.
 #[inline(always)]
-fn spans<const W: usize>(text: &Text<W>, starts: &mut [u16], ends: &mut [u16]) -> usize {
+fn spans<const W: usize>(
+    text: &Text<W>,
+    starts: &mut [MaybeUninit<u16>],
+    ends: &mut [MaybeUninit<u16>],
+) -> usize {
     let mut start_count = 0;
     let mut end_count = 0;
     let mut carry = 0u64;
@@ -164,7 +176,28 @@ fn spans<const W: usize>(text: &Text<W>, starts: &mut [u16], ends: &mut [u16]) -
         end_count = compress(ends, end_count, end_bits, low, high);
     }
     debug_assert_eq!(start_count, end_count);
+    // The last block of spans reads up to `LANES - 1` entries past the
+    // last token, and hashes those lanes at offset zero.
+    for out in [starts, ends] {
+        for slot in &mut out[start_count..start_count + LANES] {
+            slot.write(0);
+        }
+    }
     start_count
+}
+
+/// Returns the first `len` entries of `spans`, which [`spans`] wrote.
+#[inline(always)]
+fn written(spans: &[MaybeUninit<u16>], len: usize) -> &[u16] {
+    assert!(len <= spans.len());
+    #[allow(unsafe_code)]
+    // SAFETY: `spans` writes every entry before the token count, by the
+    // compress stores, and the `LANES` entries after it. `len` is that
+    // count plus `LANES` and within the slice, and `MaybeUninit<u16>` has
+    // the layout of `u16`.
+    unsafe {
+        std::slice::from_raw_parts(spans.as_ptr().cast(), len)
+    }
 }
 
 /// Writes the offsets in `low` and `high` whose bit is set in `bits` to
@@ -172,7 +205,13 @@ fn spans<const W: usize>(text: &Text<W>, starts: &mut [u16], ends: &mut [u16]) -
 /// `out` needs room for 32 after each half's first offset. Before mask word
 /// `k`, `at` is at most `64 * k`, so room for one offset per byte is enough.
 #[inline(always)]
-fn compress(out: &mut [u16], at: usize, bits: u64, low: __m512i, high: __m512i) -> usize {
+fn compress(
+    out: &mut [MaybeUninit<u16>],
+    at: usize,
+    bits: u64,
+    low: __m512i,
+    high: __m512i,
+) -> usize {
     let mut at = at;
     for (half, offsets) in [(bits as u32, low), ((bits >> 32) as u32, high)] {
         let slot = &mut out[at..at + 32];
