@@ -29,7 +29,7 @@ pub struct TrainingFlags {
     #[arg(long, default_value_t = TrainOptions::default().l2, value_parser = non_negative_finite)]
     pub l2: f32,
     /// log2 of the number of hashed feature rows; each row costs 24 bytes
-    /// of weights file (14 gives a 393 KB file, 16 a 1.5 MB file).
+    /// of weights file (14 gives a 394 KB file, 16 a 1.6 MB file).
     #[arg(long, default_value_t = TrainOptions::default().bucket_bits,
           value_parser = clap::value_parser!(u32).range(8..=i64::from(MAX_BUCKET_BITS)))]
     pub bucket_bits: u32,
