@@ -64,7 +64,11 @@ for line in sys.stdin:
 
 echo "== building $bench at $(git rev-parse --short "$base_commit") (base)" >&2
 mkdir "$work/base"
-git archive "$base_commit" | tar -x -C "$work/base"
+# -m gives the files the current time rather than the commit's, so cargo
+# rebuilds the crate even when target/bench-compare contains a build of
+# another commit made after this one. The rebuild also compiles this
+# directory into env!("CARGO_MANIFEST_DIR"), which the benches read.
+git archive "$base_commit" | tar -x -m -C "$work/base"
 (cd "$work/base" && CARGO_TARGET_DIR="$ROOT/target/bench-compare" build "$work/base.bin")
 echo "== building $bench in the working tree (new)" >&2
 build "$work/new.bin"
@@ -72,8 +76,12 @@ build "$work/new.bin"
 for round in $(seq "$rounds"); do
     echo "== round $round of $rounds" >&2
     for side in base new; do
-        "$work/$side.bin" --bench --output-format bencher "${flags[@]}" ${filter:+"$filter"} \
-            >"$work/$side.$round" 2>/dev/null
+        if ! "$work/$side.bin" --bench --output-format bencher "${flags[@]}" ${filter:+"$filter"} \
+            >"$work/$side.$round" 2>"$work/$side.log"; then
+            echo "error: the $side build failed in round $round; its last output:" >&2
+            tail -n 20 "$work/$side.log" >&2
+            exit 1
+        fi
     done
 done
 
