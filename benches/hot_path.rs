@@ -19,6 +19,11 @@ use triage::proto::{DecideRequest, Decision};
 use triage::serve::State;
 use triage::serve::state::{path_label, record_decision};
 
+/// The allocator of the triage binary, so that building messages costs here
+/// what it costs in the server.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn policy() -> Policy {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policy.yaml");
     Policy::load(&path).unwrap()
