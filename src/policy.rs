@@ -92,6 +92,8 @@ pub struct Policy {
     pub defaults: Defaults,
     pub rules: RuleTable,
     pub warnings: Vec<Diagnostic>,
+    /// Each model's `ModelRef` in protobuf encoding, by [`ModelId`].
+    model_refs: Vec<Box<[u8]>>,
     model_ids: HashMap<Box<str>, ModelId>,
     provider_ids: HashMap<Box<str>, ProviderId>,
 }
@@ -137,6 +139,12 @@ impl Policy {
 
     pub fn provider(&self, id: ProviderId) -> &Provider {
         &self.providers[usize::from(id.0)]
+    }
+
+    /// Returns the protobuf encoding of a model's `ModelRef`: its name and
+    /// its provider's name, as fields 1 and 2.
+    pub fn encoded_model_ref(&self, id: ModelId) -> &[u8] {
+        &self.model_refs[usize::from(id.0)]
     }
 
     /// The provider name of a model.

@@ -21,8 +21,12 @@ const DECISION_RECEIPT: u32 = 7;
 const MODEL_REF_MODEL: u32 = 1;
 const MODEL_REF_PROVIDER: u32 = 2;
 
+// A candidate starts with the fields of a `ModelRef`, so the policy's
+// encoded `ModelRef` of a model is also the start of its candidate.
 const CANDIDATE_MODEL: u32 = 1;
 const CANDIDATE_PROVIDER: u32 = 2;
+const _: () = assert!(CANDIDATE_MODEL == MODEL_REF_MODEL);
+const _: () = assert!(CANDIDATE_PROVIDER == MODEL_REF_PROVIDER);
 const CANDIDATE_QUALITY: u32 = 3;
 const CANDIDATE_COST: u32 = 4;
 const CANDIDATE_DROPPED: u32 = 5;
@@ -59,8 +63,8 @@ impl Verdict<'_> {
     /// Returns the lengths of the bytes that [`Verdict::encode`] writes.
     pub fn encoded_len(&self, decide_nanos: u64) -> EncodedLen {
         let fallbacks: usize = self
-            .fallbacks()
-            .map(|(model, provider)| nested_len(DECISION_FALLBACKS, model_ref_len(model, provider)))
+            .fallback_ids()
+            .map(|id| nested_len(DECISION_FALLBACKS, self.policy.encoded_model_ref(id).len()))
             .sum();
         let receipt = self.receipt_len(decide_nanos);
         let total = string_len(DECISION_REQUEST_ID, &self.request.request_id)
@@ -80,10 +84,10 @@ impl Verdict<'_> {
         put_string(DECISION_REQUEST_ID, &self.request.request_id, buf);
         put_string(DECISION_MODEL, self.model(), buf);
         put_string(DECISION_PROVIDER, self.provider(), buf);
-        for (model, provider) in self.fallbacks() {
-            put_nested_header(DECISION_FALLBACKS, model_ref_len(model, provider), buf);
-            put_string(MODEL_REF_MODEL, model, buf);
-            put_string(MODEL_REF_PROVIDER, provider, buf);
+        for id in self.fallback_ids() {
+            let model_ref = self.policy.encoded_model_ref(id);
+            put_nested_header(DECISION_FALLBACKS, model_ref.len(), buf);
+            buf.put_slice(model_ref);
         }
         put_double(DECISION_COST, self.estimated_cost_usd(), buf);
         put_string(DECISION_POLICY_VERSION, self.policy_version(), buf);
@@ -95,7 +99,7 @@ impl Verdict<'_> {
         let parts = self.receipt_parts();
         let candidates: usize = self
             .candidate_rows()
-            .map(|row| nested_len(RECEIPT_CANDIDATES, candidate_len(&row)))
+            .map(|row| nested_len(RECEIPT_CANDIDATES, self.candidate_len(&row)))
             .sum();
         varint_len(RECEIPT_PATH, enum_value(parts.path))
             + string_len(RECEIPT_RULE, parts.rule)
@@ -110,6 +114,13 @@ impl Verdict<'_> {
             + string_len(RECEIPT_NOTE, parts.note)
     }
 
+    fn candidate_len(&self, row: &CandidateRow<'_>) -> usize {
+        self.policy.encoded_model_ref(row.id).len()
+            + double_len(CANDIDATE_QUALITY, row.quality)
+            + double_len(CANDIDATE_COST, row.estimated_cost_usd)
+            + varint_len(CANDIDATE_DROPPED, enum_value(row.dropped.into()))
+    }
+
     fn encode_receipt(&self, decide_nanos: u64, buf: &mut impl BufMut) {
         let parts = self.receipt_parts();
         put_varint(RECEIPT_PATH, enum_value(parts.path), buf);
@@ -118,9 +129,8 @@ impl Verdict<'_> {
         put_varint(RECEIPT_TASK_SOURCE, enum_value(parts.task_source), buf);
         put_double(RECEIPT_QUALITY_BAR, self.bar, buf);
         for row in self.candidate_rows() {
-            put_nested_header(RECEIPT_CANDIDATES, candidate_len(&row), buf);
-            put_string(CANDIDATE_MODEL, row.model, buf);
-            put_string(CANDIDATE_PROVIDER, row.provider, buf);
+            put_nested_header(RECEIPT_CANDIDATES, self.candidate_len(&row), buf);
+            buf.put_slice(self.policy.encoded_model_ref(row.id));
             put_double(CANDIDATE_QUALITY, row.quality, buf);
             put_double(CANDIDATE_COST, row.estimated_cost_usd, buf);
             put_varint(CANDIDATE_DROPPED, enum_value(row.dropped.into()), buf);
@@ -131,18 +141,6 @@ impl Verdict<'_> {
         put_varint(RECEIPT_DETERMINISTIC, u64::from(parts.deterministic), buf);
         put_string(RECEIPT_NOTE, parts.note, buf);
     }
-}
-
-fn model_ref_len(model: &str, provider: &str) -> usize {
-    string_len(MODEL_REF_MODEL, model) + string_len(MODEL_REF_PROVIDER, provider)
-}
-
-fn candidate_len(row: &CandidateRow<'_>) -> usize {
-    string_len(CANDIDATE_MODEL, row.model)
-        + string_len(CANDIDATE_PROVIDER, row.provider)
-        + double_len(CANDIDATE_QUALITY, row.quality)
-        + double_len(CANDIDATE_COST, row.estimated_cost_usd)
-        + varint_len(CANDIDATE_DROPPED, enum_value(row.dropped.into()))
 }
 
 /// Returns the varint value of an enum field. prost writes an `int32` by

@@ -78,6 +78,11 @@ impl<'a> Verdict<'a> {
             .map(move |&id| (&*policy.model(id).name, policy.provider_name(id)))
     }
 
+    /// Returns the ids of the failover list's models, in order.
+    pub(super) fn fallback_ids(&self) -> impl Iterator<Item = ModelId> + '_ {
+        self.choice.fallbacks().iter().copied()
+    }
+
     /// Returns the estimated cost of the call on the chosen model, in USD.
     pub fn estimated_cost_usd(&self) -> f64 {
         self.tokens.cost(self.policy, self.choice.chosen)
@@ -181,6 +186,7 @@ impl<'a> Verdict<'a> {
             let model = policy.model(id);
             let quality = model.quality(self.stage.task);
             CandidateRow {
+                id,
                 model: &model.name,
                 provider: policy.provider_name(id),
                 quality,
@@ -205,6 +211,7 @@ pub(super) struct ReceiptParts<'a> {
 
 /// One model of a receipt's candidate list, with borrowed names.
 pub(super) struct CandidateRow<'a> {
+    pub id: ModelId,
     pub model: &'a str,
     pub provider: &'a str,
     pub quality: f64,

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use prost::Message as _;
 use serde_saphyr::Spanned;
 
 use super::diagnostic::Diagnostic;
@@ -17,6 +18,7 @@ use crate::catalog::{
     ProviderSet,
 };
 use crate::policy::schema::Capability;
+use crate::proto::ModelRef;
 use crate::task::TaskType;
 
 const DEFAULT_LATENCY_BYPASS_MS: u32 = 150;
@@ -74,11 +76,13 @@ pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
         Some(version) => version.value.clone(),
         None => format!("sha-{:016x}", fnv1a(text.as_bytes())),
     };
+    let model_refs = encoded_model_refs(&models, &providers);
     Ok(Policy {
         version: version.into(),
         source: source.into(),
         providers,
         models,
+        model_refs,
         defaults,
         rules,
         warnings: compiler.warnings,
@@ -91,6 +95,22 @@ pub fn compile(source: &str, text: &str) -> Result<Policy, Vec<Diagnostic>> {
             .map(|(k, v)| (k.into(), ProviderId(v)))
             .collect(),
     })
+}
+
+/// Returns each model's `ModelRef` (its name and its provider's name),
+/// encoded once here so that decisions copy it rather than encode it.
+fn encoded_model_refs(models: &[Model], providers: &[Provider]) -> Vec<Box<[u8]>> {
+    models
+        .iter()
+        .map(|model| {
+            let provider = &providers[usize::from(model.provider.0)];
+            let model_ref = ModelRef {
+                model: model.name.to_string(),
+                provider: provider.name.to_string(),
+            };
+            model_ref.encode_to_vec().into_boxed_slice()
+        })
+        .collect()
 }
 
 /// Returns the message for a repeated mapping key, or `None` for any

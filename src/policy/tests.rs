@@ -44,6 +44,19 @@ fn test_policy_compiles() {
 }
 
 #[test]
+fn encoded_model_ref_decodes_to_names() {
+    use prost::Message as _;
+
+    let policy = Policy::compile("p.yaml", TEST_POLICY).unwrap();
+    for index in 0..policy.models.len() {
+        let id = ModelId(index as u8);
+        let decoded = crate::proto::ModelRef::decode(policy.encoded_model_ref(id)).unwrap();
+        assert_eq!(decoded.model, &*policy.model(id).name);
+        assert_eq!(decoded.provider, policy.provider_name(id));
+    }
+}
+
+#[test]
 fn embedded_policy_compiles_without_warnings() {
     let policy = Policy::embedded().unwrap();
     assert!(policy.warnings.is_empty(), "{:?}", policy.warnings);
