@@ -5,7 +5,7 @@
 //! A test compares the two on every kind of decision.
 
 use bytes::BufMut;
-use prost::encoding::{WireType, encode_varint, encoded_len_varint, key_len};
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 
 use super::receipt::{CandidateRow, Verdict};
 
@@ -205,12 +205,15 @@ fn put_nested_header(tag: u32, body_len: usize, buf: &mut impl BufMut) {
     put_len(body_len as u64, buf);
 }
 
-/// Writes a field key. Every field number here is under 16, so the key is
-/// one byte, the varint that prost's `encode_key` would write.
+/// Writes a field key, inline for field numbers under 16, whose key is
+/// one byte. Every field number here is under 16.
 #[inline]
 fn put_key(tag: u32, wire_type: WireType, buf: &mut impl BufMut) {
-    debug_assert!(tag < 16, "field {tag} needs a key of more than one byte");
-    buf.put_u8(((tag << 3) | wire_type as u32) as u8);
+    if tag < 16 {
+        buf.put_u8(((tag << 3) | wire_type as u32) as u8);
+    } else {
+        encode_key(tag, wire_type, buf);
+    }
 }
 
 /// Writes a varint, inline for values under 128 (one byte), which covers
