@@ -13,7 +13,8 @@
 # BENCH_FLAGS replaces the criterion flags (default: --warm-up-time 1
 # --measurement-time 1). TRIAGE_BENCH_PROMPTS reaches the classify bench.
 # The base build keeps its own target directory, target/bench-compare,
-# so a second comparison rebuilds only what changed.
+# so a second comparison rebuilds the triage crate but not its
+# dependencies.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"

@@ -72,10 +72,8 @@ impl<'a> Verdict<'a> {
     /// Returns the failover list as (model, provider) names, in order.
     pub fn fallbacks(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
         let policy = self.policy;
-        self.choice
-            .fallbacks()
-            .iter()
-            .map(move |&id| (&*policy.model(id).name, policy.provider_name(id)))
+        self.fallback_ids()
+            .map(move |id| (&*policy.model(id).name, policy.provider_name(id)))
     }
 
     /// Returns the ids of the failover list's models, in order.
